@@ -1,0 +1,1 @@
+"""tms_server: a KSS callback API Transport Management System."""
