@@ -328,7 +328,7 @@ def make_kss_converter() -> cattrs.Converter:
 def _object_hook(conv: cattrs.Converter, cl: type) -> Callable[[object, type], Any]:
     """attrs classes come from JSON objects only; ``class`` maps onto ``class_``."""
     overrides = {a.name: cattrs.gen.override(rename=a.name.rstrip("_")) for a in attrs.fields(cl)}
-    inner = cattrs.gen.make_dict_structure_fn(cl, conv, **overrides)  # type: ignore[arg-type]
+    inner: Callable[[Any, Any], Any] = cattrs.gen.make_dict_structure_fn(cl, conv, **overrides)  # type: ignore[arg-type]
 
     def hook(value: object, t: type) -> Any:
         if type(value) is not dict:
@@ -384,7 +384,7 @@ def _error_path(exc: BaseException, path: str) -> tuple[str, str]:
 
 
 def format_error(exc: BaseException) -> str:
-    """One line saying which field is wrong and how: ``recipient.postal_code: expected string, got integer``."""
+    """One line naming the wrong field: ``recipient.postal_code: expected string, got integer``."""
     path, message = _error_path(exc, "")
     return f"{path}: {message}" if path else message
 
