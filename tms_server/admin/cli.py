@@ -1,0 +1,91 @@
+"""``tms-admin``: the operator's commands, one entry point with subcommands.
+
+Each command reaches the same database as ``tms-server`` (``TMS_DATABASE_URL``, or the embedded
+cluster in ``TMS_DATA_DIR``, whether or not a server is running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from tms_server import logs
+from tms_server.admin import catalog_db, delivery_time_cmd, merchant_cmd
+from tms_server.admin.common import AdminError, config_of, err, with_db
+from tms_server.catalog import CatalogError
+from tms_server.config import ConfigError, variables
+from tms_server.db import DatabaseUnavailable
+from tms_server.db.embedded import EmbeddedError
+from tms_server.db.migrate import applied, migrate, migrations
+from tms_server.merchants import MerchantError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    p = argparse.ArgumentParser(prog="tms-admin", description="Operate a tms_server installation.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    m = sub.add_parser("migrate", help="apply pending database migrations")
+    m.add_argument("--status", action="store_true", help="only show which migrations are applied")
+    m.set_defaults(func=cmd_migrate)
+    c = sub.add_parser("config", help="print the effective configuration (secrets hidden)")
+    c.set_defaults(func=cmd_config)
+    merchant_cmd.add_parsers(sub)
+    catalog_db.add_parsers(sub)
+    delivery_time_cmd.add_parser(sub)
+    _add_reservations(sub)
+    return p
+
+
+def _add_reservations(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    try:
+        from tms_server.admin import reservations_cmd
+    except ImportError:  # the reservations commands are optional while they are being built
+        return
+    reservations_cmd.add_parsers(sub)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    async def go(conn: asyncpg.Connection) -> list[str]:
+        if args.status:
+            done = await applied(conn)
+            return [f"{'applied' if m.version in done else 'pending'}  {m.name}" for m in migrations()]
+        ran = await migrate(conn)
+        return [f"applied  {m.name}" for m in ran] or ["schema is up to date"]
+
+    for line in with_db(args, go):
+        print(line)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = config_of(args)
+    for key, value in cfg.safe_dict().items():
+        print(f"{key:20} {value}")
+    print(f"\nvariables read: {', '.join(variables())}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``tms-admin``."""
+    args = build_parser().parse_args(argv)
+    logs.setup("text", "WARNING")
+    try:
+        return int(args.func(args))
+    except (AdminError, MerchantError, ConfigError, EmbeddedError, DatabaseUnavailable) as exc:
+        err(str(exc))
+        return 1
+    except CatalogError as exc:
+        err("invalid catalog:\n  " + "\n  ".join(exc.errors))
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        err(f"database error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

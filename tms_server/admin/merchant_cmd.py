@@ -1,0 +1,92 @@
+"""``tms-admin merchant ...`` and ``tms-admin signing-key ...``: credentials operators manage."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import asyncpg
+
+from tms_server import auth, merchants
+from tms_server.admin.common import table, with_db
+
+
+def add_parsers(sub: Any) -> None:
+    """Register the merchant and signing-key commands."""
+    m = sub.add_parser("merchant", help="add merchants, rotate their keys, list, disable").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = m.add_parser("add", help="create a merchant; prints its key (generated unless --key is given)")
+    p.add_argument("identifier")
+    p.add_argument("--key", help="use this key instead of generating one (8-512 printable characters)")
+    p.add_argument("--name", help="a display name")
+    p.set_defaults(func=cmd_add)
+    p = m.add_parser("rotate-key", help="add a new key; the previous one stays valid until the next rotation")
+    p.add_argument("identifier")
+    p.add_argument("--key", help="use this key instead of generating one")
+    p.add_argument("--retire-previous", action="store_true", help="make the previous key invalid right away")
+    p.set_defaults(func=cmd_rotate)
+    p = m.add_parser("list", help="list merchants")
+    p.set_defaults(func=cmd_list)
+    for name, active in (("disable", False), ("enable", True)):
+        p = m.add_parser(name, help=f"{name} a merchant (its tokens stop/start working within seconds)")
+        p.add_argument("identifier")
+        p.set_defaults(func=cmd_set_active, active=active)
+
+    s = sub.add_parser("signing-key", help="rotate the key that signs KSS tokens").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = s.add_parser("rotate", help="sign new tokens with a new key; old tokens stay valid until they expire")
+    p.set_defaults(func=cmd_rotate_signing)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    key = args.key or merchants.generate_key()
+
+    async def go(conn: asyncpg.Connection) -> merchants.Merchant:
+        return await merchants.add(conn, args.identifier, key, name=args.name)
+
+    m = with_db(args, go)
+    print(f"merchant {m.identifier} created")
+    print(f"identifier: {m.identifier}")
+    print(f"key:        {key}")
+    print("Give both to the merchant to enter in their KSS settings; the key is shown once here.")
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    key = args.key or merchants.generate_key()
+
+    async def go(conn: asyncpg.Connection) -> int:
+        return await merchants.rotate_key(conn, args.identifier, key, keep_previous=not args.retire_previous)
+
+    active = with_db(args, go)
+    print(f"new key for {args.identifier}: {key}")
+    print(f"{active} key(s) now active" + ("" if args.retire_previous else " (the previous key still works)"))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = with_db(args, merchants.list_all)
+    out = [
+        {"identifier": m.identifier, "name": m.name, "active": "yes" if m.active else "no",
+         "keys": m.keys, "catalog": m.catalog_version, "created": m.created_at.strftime("%Y-%m-%d %H:%M")}
+        for m in rows
+    ]  # fmt: skip
+    print(table(out, ["identifier", "name", "active", "keys", "catalog", "created"]))
+    return 0
+
+
+def cmd_set_active(args: argparse.Namespace) -> int:
+    async def go(conn: asyncpg.Connection) -> merchants.Merchant:
+        return await merchants.set_active(conn, args.identifier, args.active)
+
+    m = with_db(args, go)
+    print(f"merchant {m.identifier} is now {'enabled' if m.active else 'disabled'}")
+    return 0
+
+
+def cmd_rotate_signing(args: argparse.Namespace) -> int:
+    kid = with_db(args, auth.rotate_signing_key)
+    print(f"new signing key {kid}; servers pick it up within seconds, older tokens stay valid until expiry")
+    return 0

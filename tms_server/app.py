@@ -1,0 +1,150 @@
+"""Application assembly: ``create_app(config)``, its typed keys, resources and the URL map.
+
+Resources are ``cleanup_ctx`` generators (open, store, yield, close): the database pool, the
+in-memory state refresher, and the lifecycle sweeper. Nothing here does I/O at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from tms_server import auth, lifecycle
+from tms_server.config import Config
+from tms_server.db import DatabaseUnavailable, open_database
+from tms_server.db.migrate import check_current, migrate
+from tms_server.runtime import Runtime
+from tms_server.web import keys, kss, ops
+from tms_server.web.errors import make_middleware
+from tms_server.web.metrics import Metrics
+
+log = logging.getLogger("tms_server.app")
+
+
+def add_routes(app: web.Application) -> None:
+    """The whole URL map."""
+    app.router.add_post("/auth", kss.post_auth)
+    app.router.add_post("/shippingoptions", kss.post_shipping_options)
+    app.router.add_post("/shipment", kss.post_shipment)
+    app.router.add_get("/shipment/{shipment_id}", kss.get_shipment, allow_head=False)
+    app.router.add_put("/shipment/{shipment_id}", kss.put_shipment)
+    app.router.add_post("/shipment/{shipment_id}/confirm", kss.post_confirm)
+    app.router.add_get("/healthz", ops.healthz, allow_head=True)
+    app.router.add_get("/readyz", ops.readyz, allow_head=True)
+    app.router.add_get("/metrics", ops.metrics)
+
+
+def create_app(config: Config, dsn: str | None = None, *, sweeper: bool = True) -> web.Application:
+    """The web.Application for ``config``; ``dsn`` overrides ``config.database_url``."""
+    metrics = Metrics()
+    app = web.Application(client_max_size=config.max_body, middlewares=[make_middleware(metrics)])
+    app[keys.CONFIG] = config
+    app[keys.METRICS] = metrics
+    app[keys.RUNTIME] = Runtime.create(config)
+    target = dsn or config.database_url
+    if not target:
+        raise ValueError("create_app needs a database: pass dsn or set TMS_DATABASE_URL")
+    app[keys.DSN] = target
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(refresher_ctx)
+    if sweeper:
+        app.cleanup_ctx.append(sweeper_ctx)
+    add_routes(app)
+    return app
+
+
+async def _connect(app: web.Application, wait: float = 30.0) -> None:
+    config = app[keys.CONFIG]
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            app[keys.DB] = await open_database(app[keys.DSN], config)
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailable(f"cannot reach the database: {type(exc).__name__}: {exc}") from exc
+            log.warning("database not reachable yet (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(1.0)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pool; migrations when asked (TMS_AUTO_MIGRATE), else refuse a schema that is behind."""
+    await _connect(app)
+    db = app[keys.DB]
+    async with db.connection() as conn:
+        if app[keys.CONFIG].auto_migrate:
+            for m in await migrate(conn):
+                log.info("applied migration %s", m.name)
+        await check_current(conn)
+        await auth.ensure_signing_key(conn)
+    yield
+    await db.close()
+
+
+async def refresher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load state once (must succeed), then keep it fresh; outages keep the last good state."""
+    runtime, db = app[keys.RUNTIME], app[keys.DB]
+    await runtime.refresh(db)
+
+    async def loop() -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(runtime.config.refresh_interval)
+            try:
+                await runtime.refresh(db)
+                app[keys.METRICS].db_up.set(1)
+                if failing:
+                    log.info("state refresh recovered")
+                failing = False
+            except Exception as exc:
+                app[keys.METRICS].db_up.set(0)
+                if not failing:
+                    log.warning("state refresh failed, serving last known state: %s", type(exc).__name__)
+                failing = True
+
+    task = asyncio.create_task(loop(), name="tms-refresher")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Expire unconfirmed reservations and erase personal data past retention, periodically."""
+    config, db, metrics = app[keys.CONFIG], app[keys.DB], app[keys.METRICS]
+
+    async def once() -> None:
+        start = time.perf_counter()
+        async with db.connection() as conn:
+            result = await lifecycle.sweep(
+                conn, reservation_ttl=config.reservation_ttl, retention_expired=config.retention_expired,
+                retention_confirmed=config.retention_confirmed, token_ttl=config.token_ttl,
+            )  # fmt: skip
+            for status, n in (await lifecycle.counts(conn)).items():
+                metrics.reservations.labels(status).set(n)
+        metrics.sweep_seconds.observe(time.perf_counter() - start)
+        metrics.swept.labels("expired").inc(len(result.expired))
+        metrics.swept.labels("erased").inc(len(result.erased))
+        if result.expired or result.erased:
+            log.info("sweep: %d expired, %d erased", len(result.expired), len(result.erased))
+
+    async def loop() -> None:
+        while True:
+            try:
+                await once()
+                metrics.sweeps.labels("ok").inc()
+            except Exception as exc:
+                metrics.sweeps.labels("error").inc()
+                log.warning("sweep failed (will retry): %s", type(exc).__name__)
+            await asyncio.sleep(config.sweep_interval)
+
+    task = asyncio.create_task(loop(), name="tms-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

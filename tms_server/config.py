@@ -1,0 +1,171 @@
+"""Configuration: one frozen attrs class read from ``TMS_*`` environment variables.
+
+Every variable is parsed explicitly and every error names the variable, so a typo in a deployment
+fails at start with a message an operator can act on. Secrets are never part of ``__repr__``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import attrs
+from attrs import frozen
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A ``TMS_*`` variable has a value we cannot use; the message names it."""
+
+
+LOG_FORMATS = ("auto", "json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@frozen
+class Config:
+    """Everything the server and the admin commands need to know about their environment."""
+
+    database_url: str | None = attrs.field(default=None, repr=False)
+    data_dir: Path = Path(".tms-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token_ttl: int = 3600
+    token_issuer: str = "tms_server"
+    token_audience: str = "kss"
+    reservation_ttl: int = 3600
+    sweep_interval: float = 60.0
+    retention_expired: int = 7 * 86400
+    retention_confirmed: int = 90 * 86400
+    refresh_interval: float = 2.0
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    auto_migrate: bool = False
+    pool_min: int = 1
+    pool_max: int = 10
+    db_timeout: float = 5.0
+    max_body: int = 1024 * 1024
+    workers: int = 1
+    metrics_port: int | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """True when no database URL is configured and we run our own PostgreSQL."""
+        return not self.database_url
+
+    def safe_dict(self) -> dict[str, object]:
+        """The settings as shown to operators: the database URL's password is hidden."""
+        out = attrs.asdict(self)
+        out["database_url"] = _redact_url(self.database_url)
+        out["data_dir"] = str(self.data_dir)
+        return out
+
+
+def _redact_url(url: str | None) -> str | None:
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def _int(name: str, value: str, minimum: int = 0, maximum: int | None = None) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+    if n < minimum or (maximum is not None and n > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ConfigError(f"{name}: must be at least {minimum}{upper}, got {n}")
+    return n
+
+
+def _float(name: str, value: str, minimum: float = 0.0) -> float:
+    try:
+        n = float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of seconds, got {value!r}") from None
+    if not n >= minimum or n != n or n == float("inf"):
+        raise ConfigError(f"{name}: must be a finite number of at least {minimum:g}, got {value!r}")
+    return n
+
+
+def _bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}: expected true/false, got {value!r}")
+
+
+def _choice(choices: tuple[str, ...], upper: bool = False) -> Callable[[str, str], str]:
+    def parse(name: str, value: str) -> str:
+        v = value.strip().upper() if upper else value.strip().lower()
+        if v not in choices:
+            raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+        return v
+
+    return parse
+
+
+def _url(name: str, value: str) -> str | None:
+    v = value.strip()
+    if not v:
+        return None
+    if not v.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(f"{name}: expected a postgresql:// URL")
+    return v
+
+
+def _port(name: str, value: str) -> int:
+    return _int(name, value, 0, 65535)
+
+
+# variable -> (Config field, parser)
+_VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "TMS_DATABASE_URL": ("database_url", _url),
+    "TMS_DATA_DIR": ("data_dir", lambda n, v: Path(v.strip() or ".tms-data")),
+    "TMS_HOST": ("host", lambda n, v: v.strip() or "127.0.0.1"),
+    "TMS_PORT": ("port", _port),
+    "TMS_TOKEN_TTL": ("token_ttl", lambda n, v: _int(n, v, 10, 86400)),
+    "TMS_TOKEN_ISSUER": ("token_issuer", lambda n, v: v.strip() or "tms_server"),
+    "TMS_TOKEN_AUDIENCE": ("token_audience", lambda n, v: v.strip() or "kss"),
+    "TMS_RESERVATION_TTL": ("reservation_ttl", lambda n, v: _int(n, v, 1)),
+    "TMS_SWEEP_INTERVAL": ("sweep_interval", lambda n, v: _float(n, v, 0.05)),
+    "TMS_RETENTION_EXPIRED": ("retention_expired", lambda n, v: _int(n, v, 0)),
+    "TMS_RETENTION_CONFIRMED": ("retention_confirmed", lambda n, v: _int(n, v, 0)),
+    "TMS_REFRESH_INTERVAL": ("refresh_interval", lambda n, v: _float(n, v, 0.05)),
+    "TMS_LOG_FORMAT": ("log_format", _choice(LOG_FORMATS)),
+    "TMS_LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
+    "TMS_AUTO_MIGRATE": ("auto_migrate", _bool),
+    "TMS_POOL_MIN": ("pool_min", lambda n, v: _int(n, v, 0, 1000)),
+    "TMS_POOL_MAX": ("pool_max", lambda n, v: _int(n, v, 1, 1000)),
+    "TMS_DB_TIMEOUT": ("db_timeout", lambda n, v: _float(n, v, 0.1)),
+    "TMS_MAX_BODY": ("max_body", lambda n, v: _int(n, v, 1024)),
+    "TMS_WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
+    "TMS_METRICS_PORT": ("metrics_port", lambda n, v: _port(n, v) if v.strip() else None),
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
+    """Build the Config from ``TMS_*`` variables; ``overrides`` (e.g. from CLI flags) win."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, (field, parse) in _VARIABLES.items():
+        if name in env:
+            values[field] = parse(name, env[name])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = Config(**values)  # type: ignore[arg-type]  # fields and parsers are paired above
+    if cfg.pool_min > cfg.pool_max:
+        raise ConfigError(f"TMS_POOL_MIN ({cfg.pool_min}) must not exceed TMS_POOL_MAX ({cfg.pool_max})")
+    return cfg
+
+
+def variables() -> list[str]:
+    """The names of every variable we read, for documentation and ``tms-admin config``."""
+    return list(_VARIABLES)

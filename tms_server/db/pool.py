@@ -1,0 +1,116 @@
+"""The connection pool, the unit-of-work transaction, and the database's origin (URL or embedded).
+
+A database outage must not crash requests into 500s: every connection-level failure is turned
+into ``DatabaseUnavailable``, which the HTTP layer answers with 503 and a failure_reason. The pool
+reconnects by itself once PostgreSQL is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import orjson
+
+from tms_server.config import Config
+from tms_server.db.embedded import EmbeddedPostgres
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached right now; try again later (HTTP 503)."""
+
+
+# Connection-level failures: the database is down, restarting, or the connection broke.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+@contextlib.contextmanager
+def database_url(config: Config) -> Iterator[str]:
+    """The configured URL, or an embedded cluster's (started if needed, stopped by its last user)."""
+    if config.database_url:
+        yield config.database_url
+        return
+    pg = EmbeddedPostgres(config.data_dir)
+    dsn = pg.acquire()
+    try:
+        yield dsn
+    finally:
+        pg.release()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("jsonb", "json"):
+        await conn.set_type_codec(
+            typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+class Database:
+    """A pool plus the one way we use it: short transactions, errors mapped to DatabaseUnavailable."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float) -> None:
+        self.pool = pool
+        self.timeout = timeout
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """One unit of work: commit on normal exit, roll back on any exception."""
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+                yield conn
+        except CONNECTION_ERRORS as exc:
+            raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection without an explicit transaction (for single statements)."""
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                yield conn
+        except CONNECTION_ERRORS as exc:
+            raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    def stats(self) -> dict[str, int]:
+        """Pool usage, for metrics."""
+        return {
+            "size": self.pool.get_size(),
+            "idle": self.pool.get_idle_size(),
+            "max": self.pool.get_max_size(),
+        }
+
+    async def close(self) -> None:
+        """Close the pool, waiting briefly for connections in use."""
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+        except (TimeoutError, *CONNECTION_ERRORS):
+            self.pool.terminate()
+
+
+async def open_database(dsn: str, config: Config, **kwargs: Any) -> Database:
+    """Create the pool. Connections set UTC and a statement timeout so nothing hangs forever."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=kwargs.pop("min_size", config.pool_min),
+        max_size=kwargs.pop("max_size", config.pool_max),
+        init=_init_connection,
+        timeout=config.db_timeout,
+        command_timeout=config.db_timeout * 2,
+        server_settings={
+            "timezone": "UTC",
+            "application_name": kwargs.pop("application_name", "tms_server"),
+            "statement_timeout": str(int(config.db_timeout * 2000)),
+        },
+        **kwargs,
+    )
+    return Database(pool, config.db_timeout)

@@ -1,0 +1,84 @@
+"""The reservation lifecycle sweep: expire unconfirmed reservations, erase personal data.
+
+Runs in every server process every ``TMS_SWEEP_INTERVAL`` seconds and from ``tms-admin reservations
+sweep``. Each batch is one short transaction that claims rows with ``FOR UPDATE SKIP LOCKED``, so
+several sweepers on one database never process a row twice, and a crash mid-sweep rolls back only
+the batch in flight (the next sweep picks it up). Expired rows are kept, not deleted: a late
+confirm still works and the row remains for statistics.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+from attrs import frozen
+
+BATCH = 500
+
+EXPIRE = """
+WITH due AS (
+    SELECT id FROM shipments
+     WHERE status = 'reserved' AND updated_at < now() - make_interval(secs => $1)
+     ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE shipments s SET status = 'expired', expired_at = now() FROM due WHERE s.id = due.id
+    RETURNING s.id, s.merchant_id
+)
+INSERT INTO audit_log (actor, action, merchant_id, shipment_id, detail)
+SELECT $3, 'expired', merchant_id, id, jsonb_build_object('ttl_seconds', $1::float8) FROM done
+RETURNING shipment_id
+"""
+ERASE = """
+WITH due AS (
+    SELECT id FROM shipments
+     WHERE recipient IS NOT NULL AND (
+           (status = 'expired' AND expired_at < now() - make_interval(secs => $1))
+        OR (status = 'confirmed' AND confirmed_at < now() - make_interval(secs => $2)))
+     LIMIT $3 FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE shipments s SET recipient = NULL, erased_at = now() FROM due WHERE s.id = due.id
+    RETURNING s.id, s.merchant_id, s.status
+)
+INSERT INTO audit_log (actor, action, merchant_id, shipment_id, detail)
+SELECT $4, 'erased', merchant_id, id, jsonb_build_object('status', status) FROM done
+RETURNING shipment_id
+"""
+PRUNE_NONCES = "DELETE FROM auth_nonces WHERE seen_at < now() - make_interval(secs => $1)"
+COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM shipments GROUP BY status"
+
+
+@frozen
+class SweepResult:
+    """What one sweep changed."""
+
+    expired: list[uuid.UUID]
+    erased: list[uuid.UUID]
+    nonces_pruned: int
+
+
+async def _batches(conn: asyncpg.Connection, sql: str, *args: object) -> list[uuid.UUID]:
+    out: list[uuid.UUID] = []
+    while True:
+        async with conn.transaction():
+            rows = await conn.fetch(sql, *args)
+        out.extend(r["shipment_id"] for r in rows)
+        if len(rows) < BATCH:
+            return out
+
+
+async def sweep(
+    conn: asyncpg.Connection, *, reservation_ttl: float, retention_expired: float,
+    retention_confirmed: float, token_ttl: float, actor: str = "sweep",
+) -> SweepResult:  # fmt: skip
+    """Expire what is due, erase personal data past retention, forget old /auth nonces."""
+    expired = await _batches(conn, EXPIRE, float(reservation_ttl), BATCH, actor)
+    erased = await _batches(conn, ERASE, float(retention_expired), float(retention_confirmed), BATCH, actor)
+    pruned = await conn.execute(PRUNE_NONCES, float(token_ttl) + 5.0)
+    return SweepResult(expired, erased, int(pruned.split()[-1]))
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Reservations per status (every status present, zero included)."""
+    found = {r["status"]: int(r["n"]) for r in await conn.fetch(COUNT_BY_STATUS)}
+    return {s: found.get(s, 0) for s in ("reserved", "confirmed", "expired")}

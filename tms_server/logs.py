@@ -1,0 +1,85 @@
+"""Structured logging: one JSON object per line in production, readable lines on a terminal.
+
+Each request's id, merchant and session are kept in context variables and stamped onto every
+record logged while the request runs. Nothing here ever logs keys, tokens, digests or the
+recipient's personal data: callers log identifiers only.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+merchant: contextvars.ContextVar[str | None] = contextvars.ContextVar("merchant", default=None)
+session: contextvars.ContextVar[str | None] = contextvars.ContextVar("session", default=None)
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class ContextFilter(logging.Filter):
+    """Copies the request context onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.merchant = merchant.get()
+        record.session = session.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and value is not None:
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger [request merchant session] message key=value``, for a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%H:%M:%S", time.localtime(record.created))
+        ctx = " ".join(
+            f"{k}={v}"
+            for k, v in vars(record).items()
+            if k not in _STANDARD and v is not None and k not in ("request_id",)
+        )
+        rid = getattr(record, "request_id", None)
+        head = f"{ts} {record.levelname:<7} {record.name}" + (f" [{rid}]" if rid else "")
+        line = f"{head} {record.getMessage()}" + (f"  {ctx}" if ctx else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup(log_format: str = "auto", level: str = "INFO") -> None:
+    """Install the handler on the root logger (idempotent)."""
+    use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_tms", False):
+            root.removeHandler(old)
+    handler._tms = True  # type: ignore[attr-defined]  # marks our own handler for idempotence
+    root.addHandler(handler)
+    root.setLevel(level)
+    # aiohttp's access log duplicates our request log line.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

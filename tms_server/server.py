@@ -1,0 +1,125 @@
+"""``tms-server``: run the HTTP server (one process, or ``--workers N`` sharing one port).
+
+The CLI builds the Config (environment, then flags), finds the database (URL or embedded), and
+runs the app until SIGINT/SIGTERM, when in-flight requests are allowed to finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from tms_server import demo, logs
+from tms_server.app import create_app
+from tms_server.config import Config, ConfigError, from_env
+from tms_server.db import DatabaseUnavailable, database_url, open_database
+from tms_server.db.embedded import EmbeddedError
+from tms_server.db.migrate import SchemaBehind, migrate
+
+log = logging.getLogger("tms_server.server")
+
+SHUTDOWN_TIMEOUT = 15.0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tms-server", description="Run the tms_server KSS callback API server.")
+    p.add_argument("--host", help="address to listen on (TMS_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (TMS_PORT, default 8080)")
+    p.add_argument("--workers", type=int, help="processes sharing the port (TMS_WORKERS, default 1)")
+    p.add_argument("--migrate", action="store_true", help="apply pending migrations before serving")
+    p.add_argument("--demo", action="store_true",
+                   help="create an example merchant with the example catalog and print its credentials")  # fmt: skip
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+async def _prepare(config: Config, dsn: str, *, run_migrations: bool, with_demo: bool) -> None:
+    """Migrations and demo data, before the app (and its schema check) starts."""
+    db = await open_database(dsn, config, min_size=1, max_size=2, application_name="tms_server-setup")
+    try:
+        async with db.connection() as conn:
+            if run_migrations:
+                for m in await migrate(conn):
+                    log.info("applied migration %s", m.name)
+            if with_demo:
+                creds = await demo.ensure_demo(conn)
+                demo.announce(creds, config)
+    finally:
+        await db.close()
+
+
+def _serve(config: Config, dsn: str, reuse_port: bool) -> None:
+    app = create_app(config, dsn)
+    log.info("serving on http://%s:%d (pid %d)", config.host, config.port, os.getpid())
+    web.run_app(
+        app, host=config.host, port=config.port, reuse_port=reuse_port or None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT, print=None, access_log=None, handle_signals=True,
+    )  # fmt: skip
+
+
+def _supervise(config: Config, dsn: str) -> int:
+    """Run ``config.workers`` server processes on one port (SO_REUSEPORT); restart any that die."""
+    env = dict(os.environ, TMS_DATABASE_URL=dsn, TMS_WORKERS="1", TMS_AUTO_MIGRATE="0")
+    cmd = [sys.executable, "-m", "tms_server.server", "--host", config.host, "--port", str(config.port), "--reuse-port"]
+    children = [subprocess.Popen(cmd, env=env) for _ in range(config.workers)]  # noqa: S603
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for c in children:
+            if c.poll() is None:
+                c.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        for i, c in enumerate(children):
+            if c.poll() is not None and not stopping:
+                log.error("worker %d exited with %s; restarting it", c.pid, c.returncode)
+                time.sleep(1.0)
+                children[i] = subprocess.Popen(cmd, env=env)  # noqa: S603
+        time.sleep(0.2)
+    deadline = time.monotonic() + SHUTDOWN_TIMEOUT + 5
+    for c in children:
+        try:
+            c.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.kill()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``tms-server``."""
+    args = parse_args(argv)
+    try:
+        config = from_env(host=args.host, port=args.port, workers=args.workers)
+    except ConfigError as exc:
+        print(f"tms-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(config.log_format, config.log_level)
+    try:
+        with database_url(config) as dsn:
+            asyncio.run(_prepare(config, dsn, run_migrations=args.migrate or config.auto_migrate,
+                                 with_demo=args.demo))  # fmt: skip
+            if config.workers > 1:
+                return _supervise(config, dsn)
+            _serve(config, dsn, args.reuse_port)
+    except (EmbeddedError, SchemaBehind, DatabaseUnavailable, OSError) as exc:
+        # Startup failures are the operator's to fix: say what is wrong, no traceback.
+        print(f"tms-server: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The one middleware that turns domain exceptions into KSS-shaped error responses.
+
+Every error body is exactly ``{"failure_reason": "..."}``. No stack trace, SQL or secret reaches
+a client; every 5xx is logged once with the request id. The middleware also stamps the request
+id (taken from ``X-Request-ID`` or made up) on the response and the request's log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from tms_server import logs
+from tms_server.auth import InvalidToken
+from tms_server.catalog import SelectionError
+from tms_server.db import DatabaseUnavailable
+from tms_server.shipments import ShipmentNotFound, ShipmentRefused
+from tms_server.web import keys
+from tms_server.web.metrics import Metrics
+from tms_server.wire import WireError
+
+log = logging.getLogger("tms_server.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpError(Exception):
+    """An error with its status and failure_reason, raised by handlers."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers or {}
+
+
+def unauthorized(reason: str = "invalid or expired token") -> HttpError:
+    """401 with the RFC 6750 challenge; the reason never says which check failed."""
+    return HttpError(401, reason, {"WWW-Authenticate": 'Bearer realm="tms_server"'})
+
+
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response serialised with orjson."""
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def failure(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    """The KSS error body."""
+    return json_response({"failure_reason": reason}, status, headers)
+
+
+def _from_exception(exc: Exception, request: web.Request, rid: str) -> web.Response:
+    if isinstance(exc, HttpError):
+        return failure(exc.status, exc.reason, exc.headers)
+    if isinstance(exc, WireError):
+        return failure(400, str(exc))
+    if isinstance(exc, SelectionError):
+        log.info("reservation refused: %s", exc.reason, extra={"detail": exc.detail})
+        return failure(400, exc.reason)
+    if isinstance(exc, ShipmentRefused):
+        return failure(400, str(exc))
+    if isinstance(exc, ShipmentNotFound):
+        return failure(404, "shipment not found")
+    if isinstance(exc, InvalidToken):
+        return failure(401, "invalid or expired token", {"WWW-Authenticate": 'Bearer realm="tms_server"'})
+    if isinstance(exc, DatabaseUnavailable):
+        log.warning("database unavailable: %s", exc)
+        return failure(503, "service temporarily unavailable: database unreachable", {"Retry-After": "1"})
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return failure(413, f"request body too large (limit {request.app[keys.CONFIG].max_body} bytes)")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return failure(405, f"method {request.method} not allowed here (allowed: {allowed})", {"Allow": allowed})
+    if isinstance(exc, web.HTTPNotFound):
+        return failure(404, "not found")
+    if isinstance(exc, web.HTTPException):
+        return failure(exc.status, exc.reason or "error")
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return failure(500, f"internal error (request id {rid})")
+
+
+def make_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The request middleware: request id, error mapping, metrics, one log line per request."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("X-Request-ID", "")
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        tokens = (logs.request_id.set(rid), logs.merchant.set(None), logs.session.set(None))
+        start = time.perf_counter()
+        try:
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                response = _from_exception(exc, request, rid)
+            response.headers["X-Request-ID"] = rid
+            elapsed = time.perf_counter() - start
+            route = request.match_info.route.resource
+            endpoint = route.canonical if route is not None else "unmatched"
+            metrics.observe(request.method, endpoint, response.status, elapsed)
+            level = logging.WARNING if response.status >= 500 else logging.INFO
+            if endpoint not in ("/healthz", "/readyz", "/metrics") or response.status >= 400:
+                log.log(level, "%s %s %s", request.method, request.path, response.status,
+                        extra={"ms": round(elapsed * 1000, 2)})  # fmt: skip
+            return response
+        finally:
+            for var, token in zip((logs.request_id, logs.merchant, logs.session), tokens, strict=True):
+                var.reset(token)  # type: ignore[arg-type]  # each token belongs to its own variable
+
+    return middleware

@@ -1,0 +1,16 @@
+"""The typed application keys: all app state is reached through these."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tms_server.config import Config
+from tms_server.db import Database
+from tms_server.runtime import Runtime
+from tms_server.web.metrics import Metrics
+
+CONFIG = web.AppKey("config", Config)
+DB = web.AppKey("db", Database)
+RUNTIME = web.AppKey("runtime", Runtime)
+METRICS = web.AppKey("metrics", Metrics)
+DSN = web.AppKey("dsn", str)

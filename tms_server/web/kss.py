@@ -1,0 +1,165 @@
+"""The KSS callback endpoints: parse, call one domain function, serialise.
+
+``/shippingoptions`` never touches the database (catalogs and signing keys are in memory);
+``/auth`` and the ``/shipment`` calls do, each in one transaction that commits before we answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tms_server import auth, logs, shipments, wire
+from tms_server.catalog import SelectionError, check_selection, shipping_options
+from tms_server.runtime import MerchantState
+from tms_server.web import keys
+from tms_server.web.errors import HttpError, json_response, unauthorized
+
+log = logging.getLogger("tms_server.kss")
+
+_VENDOR_PREFIXES = ("application/vdn.klarna.shipping.", "application/vnd.klarna.shipping.")
+
+
+def _acceptable(mime: str) -> bool:
+    return mime == "application/json" or (mime.startswith(_VENDOR_PREFIXES) and mime.endswith("+json"))
+
+
+async def read_json(request: web.Request) -> Any:
+    """The decoded body; 415 for a foreign media type, 400 for anything that is not JSON."""
+    ctype = request.headers.get("Content-Type")
+    if ctype:
+        mime = ctype.split(";", 1)[0].strip().lower()
+        if not _acceptable(mime):
+            raise HttpError(415, f"Content-Type {mime!r} is not supported; send application/json")
+    raw = await request.read()
+    if not raw.strip():
+        raise HttpError(400, "request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+
+
+async def authorize(request: web.Request) -> MerchantState:
+    """The merchant the bearer token speaks for, or 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorized()
+    runtime, db = request.app[keys.RUNTIME], request.app[keys.DB]
+    metrics = request.app[keys.METRICS]
+    try:
+        if not runtime.keyring.knows(runtime.keyring.kid_of(token)):
+            await runtime.refresh_soon(db)  # a key rotated by another process moments ago
+        claims = runtime.keyring.verify(token)
+    except auth.InvalidToken:
+        metrics.auth_failures.labels("token").inc()
+        raise unauthorized() from None
+    merchant = runtime.merchants.get(claims.merchant_id)
+    if merchant is None and await runtime.refresh_soon(db):
+        merchant = runtime.merchants.get(claims.merchant_id)
+    if merchant is None or not merchant.active or merchant.identifier != claims.identifier:
+        metrics.auth_failures.labels("merchant").inc()
+        raise unauthorized()
+    logs.merchant.set(merchant.identifier)
+    return merchant
+
+
+async def post_auth(request: web.Request) -> web.Response:
+    """POST /auth: verify SHA-256(nonce + key), answer a merchant-scoped JWT."""
+    req = wire.parse(await read_json(request), wire.AuthRequest)
+    runtime, db, config = request.app[keys.RUNTIME], request.app[keys.DB], request.app[keys.CONFIG]
+    async with db.transaction() as conn:
+        merchant_id = await auth.authenticate(
+            conn, req.identifier, req.secret.nonce, req.secret.digest, replay_window=config.token_ttl
+        )
+    if merchant_id is None:
+        request.app[keys.METRICS].auth_failures.labels("credentials").inc()
+        log.info("auth refused", extra={"identifier": req.identifier})
+        raise HttpError(401, "invalid credentials")
+    if not runtime.keyring.ready:
+        await runtime.refresh(db)
+    logs.merchant.set(req.identifier)
+    return json_response({"token": runtime.keyring.issue(merchant_id, req.identifier)}, status=201)
+
+
+async def post_shipping_options(request: web.Request) -> web.Response:
+    """POST /shippingoptions: the merchant's options for this cart and address, from memory."""
+    merchant = await authorize(request)
+    req = wire.parse(await read_json(request), wire.ShippingOptionsRequest)
+    logs.session.set(req.session_id)
+    if merchant.catalog is None:
+        log.warning("merchant has no catalog loaded; answering no options")
+        return json_response({"shipping_options": []})
+    options = shipping_options(merchant.catalog, req, now=datetime.now(UTC))
+    return json_response({"shipping_options": options})
+
+
+async def _reservation(request: web.Request, merchant: MerchantState) -> shipments.Reservation:
+    body = await read_json(request)
+    req = wire.parse(body, wire.ShipmentRequest)
+    logs.session.set(req.session_id)
+    if merchant.catalog is None:
+        raise SelectionError("shipping_option_not_available", "merchant has no catalog loaded")
+    sel = check_selection(merchant.catalog, req, now=datetime.now(UTC))
+    selection = {"option": sel.option, "location": sel.location, "timeslot": sel.timeslot, "addons": sel.addons}
+    return shipments.Reservation(
+        session_id=req.session_id,
+        option_id=sel.option_id,
+        carrier=sel.carrier,
+        carrier_product=sel.carrier_product,
+        selection=selection,
+        request={k: v for k, v in body.items() if k != "recipient"},
+        recipient=body.get("recipient"),
+        price=sel.price,
+        currency=req.currency,
+    )
+
+
+def _location(view: shipments.ShipmentView) -> dict[str, str]:
+    return {"Location": f"/shipment/{view.shipment_id}"}
+
+
+async def post_shipment(request: web.Request) -> web.Response:
+    """POST /shipment: reserve (or update) the session's reservation; 201 after the commit."""
+    merchant = await authorize(request)
+    res = await _reservation(request, merchant)
+    async with request.app[keys.DB].transaction() as conn:
+        view, created = await shipments.reserve(conn, merchant.merchant_id, res)
+    log.info("reservation %s", "created" if created else "updated", extra={"shipment_id": str(view.shipment_id)})
+    return json_response(view.body(), status=201, headers=_location(view))
+
+
+async def put_shipment(request: web.Request) -> web.Response:
+    """PUT /shipment/{id}: update an existing reservation; 404 makes KSS fall back to POST."""
+    merchant = await authorize(request)
+    shipment_id = shipments.parse_id(request.match_info["shipment_id"])
+    res = await _reservation(request, merchant)
+    async with request.app[keys.DB].transaction() as conn:
+        view = await shipments.update(conn, merchant.merchant_id, shipment_id, res)
+    return json_response(view.body(), status=200, headers=_location(view))
+
+
+async def get_shipment(request: web.Request) -> web.Response:
+    """GET /shipment/{id}: carrier product codes and tracking."""
+    merchant = await authorize(request)
+    shipment_id = shipments.parse_id(request.match_info["shipment_id"])
+    async with request.app[keys.DB].connection() as conn:
+        view = await shipments.view(conn, merchant.merchant_id, shipment_id)
+    return json_response(view.body())
+
+
+async def post_confirm(request: web.Request) -> web.Response:
+    """POST /shipment/{id}/confirm: idempotent; a late confirm of an expired reservation still counts."""
+    merchant = await authorize(request)
+    shipment_id = shipments.parse_id(request.match_info["shipment_id"])
+    async with request.app[keys.DB].transaction() as conn:
+        before = await shipments.confirm(conn, merchant.merchant_id, shipment_id)
+    if before == "expired":
+        log.warning("late confirm of an expired reservation", extra={"shipment_id": str(shipment_id)})
+    return json_response({"shipment_id": str(shipment_id), "status": "confirmed"})

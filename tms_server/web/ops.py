@@ -1,0 +1,43 @@
+"""Operational endpoints: liveness, readiness and Prometheus metrics (no auth, no secrets)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from tms_server.db import DatabaseUnavailable
+from tms_server.db.migrate import pending
+from tms_server.web import keys
+from tms_server.web.errors import json_response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and serving."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The database answers and its schema is current: ready for KSS traffic."""
+    db = request.app[keys.DB]
+    try:
+        async with asyncio.timeout(db.timeout), db.connection() as conn:
+            todo = await pending(conn)
+    except (DatabaseUnavailable, TimeoutError):
+        return json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    if todo:
+        return json_response({"status": "unavailable", "database": "schema behind"}, status=503)
+    runtime = request.app[keys.RUNTIME]
+    return json_response({"status": "ok", "database": "ok", "merchants": len(runtime.merchants)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    m, db, runtime = request.app[keys.METRICS], request.app[keys.DB], request.app[keys.RUNTIME]
+    stats = db.stats()
+    m.pool.labels("open").set(stats["size"])
+    m.pool.labels("idle").set(stats["idle"])
+    m.pool.labels("max").set(stats["max"])
+    m.catalogs.set(sum(1 for s in runtime.merchants.values() if s.catalog is not None))
+    return web.Response(body=m.render(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
