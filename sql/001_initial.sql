@@ -16,7 +16,7 @@ CREATE TABLE merchants (
 CREATE TABLE merchant_keys (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     merchant_id bigint      NOT NULL REFERENCES merchants (id) ON DELETE CASCADE,
-    key         text        NOT NULL CHECK (length(key) BETWEEN 8 AND 512),
+    key         text        NOT NULL CHECK (length(key) BETWEEN 1 AND 512),
     created_at  timestamptz NOT NULL DEFAULT now(),
     retired_at  timestamptz
 );

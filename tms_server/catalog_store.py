@@ -34,7 +34,7 @@ SELECT m.id AS merchant_id, m.identifier, m.active, c.id AS catalog_id, c.digest
   FROM merchants m LEFT JOIN catalogs c ON c.id = m.catalog_id
 """
 # Serialises loads for one merchant so version numbers never collide.
-LOAD_LOCK = "SELECT pg_advisory_xact_lock(7461202613, $1::int)"
+LOAD_LOCK = "SELECT pg_advisory_xact_lock(746120, $1::int)"
 
 
 @frozen

@@ -61,10 +61,18 @@ def check_identifier(identifier: str) -> None:
         )
 
 
+WEAK_KEY_LENGTH = 16
+
+
 def check_key(key: str) -> None:
-    """Keys must be long enough to resist guessing offline from a captured digest."""
-    if len(key) < 8 or len(key) > 512 or not key.isprintable():
-        raise MerchantError("key: use 8-512 printable characters (a generated key is safer)")
+    """Keys are printable text of 1-512 characters (KSS's own example key has 7)."""
+    if not 1 <= len(key) <= 512 or not key.isprintable() or key != key.strip():
+        raise MerchantError("key: use 1-512 printable characters without surrounding spaces")
+
+
+def is_weak(key: str) -> bool:
+    """Short keys can be guessed offline from one captured digest; operators are warned."""
+    return len(key) < WEAK_KEY_LENGTH
 
 
 async def get(conn: asyncpg.Connection, identifier: str) -> Merchant:

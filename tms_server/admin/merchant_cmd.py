@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import asyncpg
@@ -18,7 +19,7 @@ def add_parsers(sub: Any) -> None:
     )
     p = m.add_parser("add", help="create a merchant; prints its key (generated unless --key is given)")
     p.add_argument("identifier")
-    p.add_argument("--key", help="use this key instead of generating one (8-512 printable characters)")
+    p.add_argument("--key", help="use this key instead of generating one")
     p.add_argument("--name", help="a display name")
     p.set_defaults(func=cmd_add)
     p = m.add_parser("rotate-key", help="add a new key; the previous one stays valid until the next rotation")
@@ -40,6 +41,15 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_rotate_signing)
 
 
+def _warn_if_weak(key: str) -> None:
+    if merchants.is_weak(key):
+        print(
+            f"warning: this key has fewer than {merchants.WEAK_KEY_LENGTH} characters and could be guessed "
+            "from one captured /auth request; prefer a generated key",
+            file=sys.stderr,
+        )
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     key = args.key or merchants.generate_key()
 
@@ -47,6 +57,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         return await merchants.add(conn, args.identifier, key, name=args.name)
 
     m = with_db(args, go)
+    _warn_if_weak(key)
     print(f"merchant {m.identifier} created")
     print(f"identifier: {m.identifier}")
     print(f"key:        {key}")
@@ -61,6 +72,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
         return await merchants.rotate_key(conn, args.identifier, key, keep_previous=not args.retire_previous)
 
     active = with_db(args, go)
+    _warn_if_weak(key)
     print(f"new key for {args.identifier}: {key}")
     print(f"{active} key(s) now active" + ("" if args.retire_previous else " (the previous key still works)"))
     return 0

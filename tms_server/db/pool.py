@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -68,7 +68,7 @@ class Database:
         """One unit of work: commit on normal exit, roll back on any exception."""
         try:
             async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
-                yield conn
+                yield cast(asyncpg.Connection, conn)  # the pool's proxy behaves as a Connection
         except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
@@ -77,7 +77,7 @@ class Database:
         """A pooled connection without an explicit transaction (for single statements)."""
         try:
             async with self.pool.acquire(timeout=self.timeout) as conn:
-                yield conn
+                yield cast(asyncpg.Connection, conn)
         except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
@@ -93,7 +93,7 @@ class Database:
         """Close the pool, waiting briefly for connections in use."""
         try:
             await asyncio.wait_for(self.pool.close(), timeout=10)
-        except (TimeoutError, *CONNECTION_ERRORS):
+        except CONNECTION_ERRORS:
             self.pool.terminate()
 
 

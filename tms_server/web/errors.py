@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from tms_server import logs
 from tms_server.auth import InvalidToken
@@ -91,7 +92,7 @@ def _from_exception(exc: Exception, request: web.Request, rid: str) -> web.Respo
     return failure(500, f"internal error (request id {rid})")
 
 
-def make_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def make_middleware(metrics: Metrics) -> Middleware:
     """The request middleware: request id, error mapping, metrics, one log line per request."""
 
     @web.middleware
@@ -117,6 +118,6 @@ def make_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaita
             return response
         finally:
             for var, token in zip((logs.request_id, logs.merchant, logs.session), tokens, strict=True):
-                var.reset(token)  # type: ignore[arg-type]  # each token belongs to its own variable
+                var.reset(token)
 
     return middleware

@@ -25,7 +25,9 @@ _VENDOR_PREFIXES = ("application/vdn.klarna.shipping.", "application/vnd.klarna.
 
 
 def _acceptable(mime: str) -> bool:
-    return mime == "application/json" or (mime.startswith(_VENDOR_PREFIXES) and mime.endswith("+json"))
+    if mime in ("application/json", "application/octet-stream"):  # octet-stream: clients' "unspecified"
+        return True
+    return mime.startswith(_VENDOR_PREFIXES) and mime.endswith("+json")
 
 
 async def read_json(request: web.Request) -> Any:
@@ -82,8 +84,8 @@ async def post_auth(request: web.Request) -> web.Response:
         request.app[keys.METRICS].auth_failures.labels("credentials").inc()
         log.info("auth refused", extra={"identifier": req.identifier})
         raise HttpError(401, "invalid credentials")
-    if not runtime.keyring.ready:
-        await runtime.refresh(db)
+    if not runtime.keyring.ready or merchant_id not in runtime.merchants:
+        await runtime.refresh(db)  # a merchant added moments ago: know it before its first call
     logs.merchant.set(req.identifier)
     return json_response({"token": runtime.keyring.issue(merchant_id, req.identifier)}, status=201)
 

@@ -1,0 +1,48 @@
+"""Helpers for tests that talk KSS to the server: request bodies and selections."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from tests.conftest import load_fixture
+
+
+def options_request(session_id: str | None = None) -> dict[str, Any]:
+    """The reference's /shippingoptions example (Stockholm, SEK), optionally for another session."""
+    body: dict[str, Any] = load_fixture("kss_shippingoptions_request.json")
+    if session_id:
+        body["session_id"] = session_id
+    return body
+
+
+def selection(option: dict[str, Any], *, location: int = 0, timeslot: int = 0) -> dict[str, Any]:
+    """What KSS sends back as selected_shipping_option when the shopper picks ``option``."""
+    sel = {k: option[k] for k in ("id", "carrier", "class", "type", "price", "tax_rate") if k in option}
+    if option.get("locations"):
+        loc = option["locations"][location]
+        sel["location"] = {k: loc[k] for k in ("id", "name", "address", "coordinates") if k in loc}
+    if option.get("timeslots"):
+        slot = option["timeslots"][timeslot]
+        sel["timeslot"] = {k: slot[k] for k in ("id", "start", "end") if k in slot}
+    sel["addons"] = [
+        {**{k: v for k, v in a.items() if k != "label"}, "data": {"selected": True, "text": "1234"[: a.get("max_length") or 4]}}
+        for a in option.get("addons", [])
+        if a.get("required") or a.get("preselected")
+    ]
+    return sel
+
+
+def shipment_request(options_body: dict[str, Any], option: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A POST/PUT /shipment body: the options request without its two extra fields, plus the selection."""
+    body = copy.deepcopy(options_body)
+    body.pop("geoblocking", None)
+    body.pop("selected_shipping_option_id", None)
+    body["selected_shipping_option"] = selection(option, **kw)
+    return body
+
+
+def new_session() -> str:
+    """A fresh KSS session id."""
+    return str(uuid.uuid4())
