@@ -1,0 +1,162 @@
+"""The rule engine: (catalog, KSS request, now) -> the ordered list of shipping options.
+
+This module owns which options are offered and in what order. Per option, in this order: it needs a
+price in the request's currency; its ``when`` groups must hold (OR of AND-groups; in preview, facts
+not known yet pass); a pickup option needs at least one pickup point for the recipient; a timeslot
+option needs at least one slot whose cutoff is still ahead. Fallback options are offered only when
+nothing else is. Offered options are sorted: the preselected one first (KSS preselects the first),
+then ``priority``, then price, then id, so equal inputs always give the same list.
+
+Pure and in memory: no I/O, no clock (``now`` is an argument).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from tms_server import wire
+from tms_server.catalog.conditions import TIMING, Facts, evaluate, facts_of
+from tms_server.catalog.logistics import (
+    Slot,
+    delivery_time,
+    location_dict,
+    pickup_points,
+    recipient_tz,
+    timeslots,
+)
+from tms_server.catalog.model import Catalog, Location, Option
+from tms_server.catalog.pricing import Price, price_of
+
+__all__ = ["Outcome", "evaluate_options", "option_dict", "request_facts", "shipping_options"]
+
+Request = wire.ShippingOptionsRequest | wire.ShipmentRequest
+
+
+@frozen
+class Outcome:
+    """What the engine decided for one option, and why.
+
+    ``kind`` is ``offered``, ``currency``, ``condition``, ``timing`` (hidden only by a clock condition:
+    its cutoff passed), ``no_pickup_point``, ``no_timeslot`` or ``fallback``.
+    """
+
+    option: Option
+    offered: bool
+    kind: str
+    reason: str
+    price: Price | None = None
+    locations: tuple[Location, ...] = ()
+    slots: tuple[Slot, ...] = ()
+    delivery_time: dict[str, Any] | None = None
+
+
+def request_facts(catalog: Catalog, req: Request, now: datetime) -> Facts:
+    """Facts with the local clock of the sender's warehouse (the catalog's zone without one)."""
+    sender = req.sender.sender_id if req.sender else None
+    warehouse = catalog.warehouse(sender)
+    return facts_of(req, now=now, tz=warehouse.tz if warehouse else catalog.timezone)
+
+
+def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Outcome:
+    table = option.prices.get(facts.currency)
+    if table is None:
+        return Outcome(option, False, "currency", f"price: no price in {facts.currency}")
+    holds, failures = evaluate(option.when, facts, "when")
+    if not holds:
+        timing_only = evaluate(option.when, facts, "when", skip=TIMING)[0]
+        return Outcome(option, False, "timing" if timing_only else "condition", "; ".join(map(str, failures)))
+    points = tuple(pickup_points(catalog, option, facts))
+    if option.locations is not None and not facts.preview and not points:
+        return Outcome(
+            option, False, "no_pickup_point", f"pickup_points: none of {option.locations} in {facts.country}"
+        )
+    tz = recipient_tz(catalog, facts.country)
+    slots = tuple(s for s in timeslots(option, facts, now, tz) if s.cutoff > now)
+    if option.timeslots is not None and not slots:
+        return Outcome(
+            option,
+            False,
+            "no_timeslot",
+            f"timeslots: every cutoff in the next {option.timeslots.days} delivery days has passed",
+        )
+    price = price_of(table, facts, facts.currency)
+    promise = delivery_time(catalog, option, facts, now)
+    return Outcome(option, True, "offered", "all conditions hold", price, points, slots, promise)
+
+
+def _sort_key(outcome: Outcome) -> tuple[bool, int, int, str]:
+    price = outcome.price.amount if outcome.price else 0
+    return not outcome.option.preselected, outcome.option.priority, price, outcome.option.id
+
+
+def evaluate_options(catalog: Catalog, req: Request, now: datetime) -> tuple[Facts, list[Outcome]]:
+    """Every option's outcome: offered ones first in display order, then the hidden ones in catalog order."""
+    facts = request_facts(catalog, req, now)
+    outcomes = [_judge(catalog, option, facts, now) for option in catalog.options]
+    regular_offered = any(o.offered and not o.option.fallback for o in outcomes)
+    if regular_offered:
+        outcomes = [
+            attrs.evolve(o, offered=False, kind="fallback", reason="fallback: other options are offered")
+            if o.offered and o.option.fallback
+            else o
+            for o in outcomes
+        ]
+    offered = sorted((o for o in outcomes if o.offered), key=_sort_key)
+    return facts, offered + [o for o in outcomes if not o.offered]
+
+
+def _addons(outcome: Outcome, currency: str) -> list[dict[str, Any]]:
+    table = outcome.option.prices[currency]
+    out = []
+    for a in outcome.option.addons:
+        addon: dict[str, Any] = {"id": a.id, "type": a.type, "price": table.addons.get(a.id, 0)}
+        addon.update(required=a.required, preselected=a.preselected, label=a.label)
+        if a.max_length is not None:
+            addon["max_length"] = a.max_length
+        out.append(addon)
+    return out
+
+
+def option_dict(outcome: Outcome, facts: Facts) -> dict[str, Any]:
+    """The KSS shipping option object; only keys that have values. Preview carries no places or slots."""
+    o, price = outcome.option, outcome.price
+    assert price is not None  # only offered outcomes are turned into options
+    table = o.prices[facts.currency]
+    out: dict[str, Any] = {
+        "id": o.id,
+        "name": o.name,
+        "carrier": o.carrier,
+        "class": o.class_,
+        "type": o.type,
+    }
+    out.update(price=price.amount, tax_rate=o.tax_rate, preview=facts.preview)
+    if price.free_above is not None:
+        out["free_above"] = price.free_above
+    if outcome.delivery_time:
+        out["delivery_time"] = outcome.delivery_time
+    if o.features:
+        out["features"] = [dict(f) for f in o.features]
+    if o.addons:
+        out["addons"] = _addons(outcome, facts.currency)
+    if outcome.locations and not facts.preview:
+        out["locations"] = [location_dict(loc, table.locations.get(loc.id, 0)) for loc in outcome.locations]
+    if outcome.slots and not facts.preview:
+        out["timeslots"] = [s.as_json(table.timeslots.get(s.template, 0)) for s in outcome.slots]
+    return out
+
+
+def offered_dicts(outcomes: Sequence[Outcome], facts: Facts) -> list[dict[str, Any]]:
+    return [option_dict(o, facts) for o in outcomes if o.offered]
+
+
+def shipping_options(
+    catalog: Catalog, req: wire.ShippingOptionsRequest, *, now: datetime
+) -> list[dict[str, Any]]:
+    """The KSS shipping options for ``req`` at ``now``, in display order."""
+    facts, outcomes = evaluate_options(catalog, req, now)
+    return offered_dicts(outcomes, facts)

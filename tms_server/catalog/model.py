@@ -1,0 +1,273 @@
+"""The compiled catalog: immutable values the rule engine evaluates, built once by ``parse``.
+
+This module owns the in-memory shape of a merchant's shipping offer. Everything is frozen attrs and
+already validated, so the engine never re-checks a catalog per request. Money is integer minor units;
+weekdays are 0 (Monday) to 6 (Sunday); times are naive local wall-clock times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, time
+from typing import Final
+
+import attrs
+from attrs import frozen
+
+__all__ = [
+    "WEEKDAYS",
+    "Addon",
+    "Bracket",
+    "Catalog",
+    "Conditions",
+    "Hours",
+    "Location",
+    "Option",
+    "PostalArea",
+    "PostalPattern",
+    "PriceTable",
+    "Product",
+    "Promise",
+    "SlotTemplate",
+    "Surcharge",
+    "TimeWindow",
+    "TimeslotTemplate",
+    "Warehouse",
+]
+
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@frozen
+class TimeWindow:
+    """A local wall-clock window [start, end); "14:00-21:00"."""
+
+    start: time
+    end: time
+
+    def contains(self, t: time) -> bool:
+        return self.start <= t < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@frozen
+class PostalPattern:
+    """One postal pattern: a prefix ("11*"), an exact code, or an inclusive range of compact codes."""
+
+    text: str
+    low: str
+    high: str
+
+    def matches(self, code: str) -> bool:
+        """``code`` is compact; ranges compare the code's first characters, as long as the bounds."""
+        head = code[: len(self.low)]
+        return len(head) == len(self.low) and self.low <= head <= self.high
+
+
+@frozen
+class Conditions:
+    """One AND-group of conditions; None means "not constrained". Lists inside are OR."""
+
+    countries: frozenset[str] | None = None
+    postal_codes: Mapping[str, tuple[PostalPattern, ...]] | None = None
+    not_postal_codes: Mapping[str, tuple[PostalPattern, ...]] | None = None
+    total_weight_min: int | None = None
+    total_weight_max: int | None = None
+    parcel_weight_max: int | None = None
+    line_weight_max: int | None = None
+    parcel_dimensions_max: tuple[int, int, int] | None = None
+    order_total_min: int | None = None
+    order_total_max: int | None = None
+    order_tags: frozenset[str] | None = None
+    not_order_tags: frozenset[str] | None = None
+    line_tags: frozenset[str] | None = None
+    not_line_tags: frozenset[str] | None = None
+    customer_types: frozenset[str] | None = None
+    senders: frozenset[str] | None = None
+    currencies: frozenset[str] | None = None
+    weekdays: frozenset[int] | None = None
+    local_time: TimeWindow | None = None
+
+
+@frozen
+class Bracket:
+    """From ``start`` (inclusive, grams or minor units) upwards the price is ``price``."""
+
+    start: int
+    price: int
+
+
+@frozen
+class Surcharge:
+    """An amount added when its conditions hold (a tag, a remote postal area, ...)."""
+
+    name: str
+    amount: int
+    when: Conditions
+
+
+@frozen
+class PriceTable:
+    """All money of one option in one currency."""
+
+    base: int
+    free_above: int | None = None
+    weight: tuple[Bracket, ...] = ()
+    order_total: tuple[Bracket, ...] = ()
+    surcharges: tuple[Surcharge, ...] = ()
+    addons: Mapping[str, int] = attrs.field(factory=dict)
+    locations: Mapping[str, int] = attrs.field(factory=dict)
+    timeslots: Mapping[str, int] = attrs.field(factory=dict)
+
+
+@frozen
+class Product:
+    """The carrier's own product code, printed on labels."""
+
+    identifier: str
+    name: str
+
+
+@frozen
+class Addon:
+    """An extra the shopper may (or must) choose; ``code`` is the carrier's addon code."""
+
+    id: str
+    type: str
+    label: str
+    code: str
+    required: bool = False
+    preselected: bool = False
+    max_length: int | None = None
+
+
+@frozen
+class Hours:
+    """Opening hours: every day, per weekday, and per date; an empty tuple means closed."""
+
+    default: tuple[TimeWindow, ...] = ()
+    weekdays: Mapping[int, tuple[TimeWindow, ...]] = attrs.field(factory=dict)
+    dates: Mapping[date, tuple[TimeWindow, ...]] = attrs.field(factory=dict)
+
+
+@frozen
+class Location:
+    """A pickup point."""
+
+    id: str
+    name: str
+    street_address: str
+    postal_code: str
+    city: str
+    country: str
+    lat: float | None
+    lng: float | None
+    hours: Hours
+
+
+@frozen
+class SlotTemplate:
+    """One daily timeslot; it closes ``cutoff_days_before`` days before at ``cutoff`` (local)."""
+
+    id: str
+    window: TimeWindow
+    cutoff: time
+    cutoff_days_before: int = 0
+
+
+@frozen
+class TimeslotTemplate:
+    """Timeslots on the next ``days`` delivery days."""
+
+    days: int
+    slots: tuple[SlotTemplate, ...]
+
+
+@frozen
+class Promise:
+    """What the delivery promise of an option is made of (see tms_server.calendar)."""
+
+    lead_days_min: int
+    lead_days_max: int
+    weekdays: frozenset[int]
+    form: str
+    time_of_day: TimeWindow | None = None
+
+
+@frozen
+class Warehouse:
+    """Where parcels leave from: its zone, per-weekday cutoffs and calendar."""
+
+    id: str
+    tz: str
+    country: str
+    cutoffs: Mapping[int, time]
+    closed_dates: frozenset[date] = frozenset()
+    open_dates: frozenset[date] = frozenset()
+
+
+@frozen
+class Option:
+    """One shipping option of the catalog."""
+
+    id: str
+    name: str
+    carrier: str
+    class_: str
+    type: str
+    tax_rate: int
+    product: Product
+    prices: Mapping[str, PriceTable]
+    line: int = 0
+    priority: int = 100
+    preselected: bool = False
+    fallback: bool = False
+    when: tuple[Conditions, ...] = ()
+    features: tuple[Mapping[str, str], ...] = ()
+    addons: tuple[Addon, ...] = ()
+    locations: str | None = None
+    max_locations: int = 5
+    timeslots: TimeslotTemplate | None = None
+    delivery: Promise | None = None
+    requires: tuple[str, ...] = ()
+
+
+@frozen
+class PostalArea:
+    """The approximate centre of the postal codes starting with ``prefix`` (compact)."""
+
+    prefix: str
+    lat: float
+    lng: float
+
+
+@frozen(eq=False)
+class Catalog:
+    """A compiled catalog; equal and hashed by the digest of its source text."""
+
+    format: int
+    version_label: str
+    digest: str
+    timezone: str
+    options: tuple[Option, ...]
+    warehouses: tuple[Warehouse, ...] = ()
+    location_lists: Mapping[str, tuple[Location, ...]] = attrs.field(factory=dict)
+    postal_areas: Mapping[str, tuple[PostalArea, ...]] = attrs.field(factory=dict)
+    timezones: Mapping[str, str] = attrs.field(factory=dict)
+    source: str = "<catalog>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Catalog) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def option(self, option_id: str) -> Option | None:
+        return next((o for o in self.options if o.id == option_id), None)
+
+    def warehouse(self, sender_id: str | None) -> Warehouse | None:
+        """The sender's warehouse, or the first one when the sender is unknown."""
+        found = next((w for w in self.warehouses if w.id == sender_id), None)
+        return found or (self.warehouses[0] if self.warehouses else None)
