@@ -31,9 +31,13 @@ ensure_venv() {
     # Reinstall only when the package metadata changed or other extras are wanted.
     stamp=".venv/.tms-installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
     if [ ! -f "$stamp" ]; then
-        echo "installing tms_server into .venv ($spec)" >&2
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 || true
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" >&2
+        echo "installing tms_server into .venv ($spec); log in .venv/install.log" >&2
+        .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip >.venv/install.log 2>&1 || true
+        if ! .venv/bin/python -m pip install --disable-pip-version-check -e "$spec" >>.venv/install.log 2>&1; then
+            tail -n 30 .venv/install.log >&2
+            echo "error: installing the project failed; full log in .venv/install.log" >&2
+            return 1
+        fi
         rm -f .venv/.tms-installed-*
         touch "$stamp"
     fi

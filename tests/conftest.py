@@ -76,7 +76,9 @@ def dsn(pg_root: Path) -> Iterator[str]:
 @pytest.fixture
 def config(dsn: str, tmp_path: Path) -> Config:
     """A Config pointing at the test database, with fast timers."""
-    return Config(database_url=dsn, data_dir=tmp_path, refresh_interval=0.2, sweep_interval=3600, log_format="text")
+    return Config(
+        database_url=dsn, data_dir=tmp_path, refresh_interval=0.2, sweep_interval=3600, log_format="text"
+    )
 
 
 @pytest.fixture

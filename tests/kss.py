@@ -27,7 +27,10 @@ def selection(option: dict[str, Any], *, location: int = 0, timeslot: int = 0) -
         slot = option["timeslots"][timeslot]
         sel["timeslot"] = {k: slot[k] for k in ("id", "start", "end") if k in slot}
     sel["addons"] = [
-        {**{k: v for k, v in a.items() if k != "label"}, "data": {"selected": True, "text": "1234"[: a.get("max_length") or 4]}}
+        {
+            **{k: v for k, v in a.items() if k != "label"},
+            "data": {"selected": True, "text": "1234"[: a.get("max_length") or 4]},
+        }
         for a in option.get("addons", [])
         if a.get("required") or a.get("preselected")
     ]

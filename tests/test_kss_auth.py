@@ -9,9 +9,9 @@ from typing import Any
 import jwt
 import pytest
 
+from tests.conftest import Merchant, token_for
 from tms_server import auth, merchants
 from tms_server.web import keys
-from tests.conftest import Merchant, token_for
 
 REFERENCE_DIGEST = "8C3891B3162DB3AB61A9B2DA74E6A479553ABA897894E5236ED290C11A0B832B"
 
@@ -67,7 +67,10 @@ async def test_replayed_auth_is_refused(client: Any, make_merchant: Any) -> None
         (b"[1, 2]", "request body must be a JSON object, got array"),
         (b"", "request body is empty"),
         (b'{"identifier": "x"}', "secret: required field is missing"),
-        (b'{"identifier": 5, "secret": {"nonce": "n", "digest": "d"}}', "identifier: expected string, got integer"),
+        (
+            b'{"identifier": 5, "secret": {"nonce": "n", "digest": "d"}}',
+            "identifier: expected string, got integer",
+        ),
         (b'{"identifier": "x", "secret": {"nonce": "n"}}', "secret.digest: required field is missing"),
         (b'{"identifier": "x", "secret": "s"}', "secret: expected object, got string"),
     ],
@@ -84,10 +87,16 @@ async def test_vendor_media_types_are_accepted(client: Any, make_merchant: Any) 
     m = await make_merchant("shop-a", catalog=None)
     import orjson
 
-    for ctype in ("application/vdn.klarna.shipping.auth-v1+json", "application/vnd.klarna.shipping.auth-v1+json", None):
+    for ctype in (
+        "application/vdn.klarna.shipping.auth-v1+json",
+        "application/vnd.klarna.shipping.auth-v1+json",
+        None,
+    ):
         headers = {"Content-Type": ctype} if ctype else {}
         skip = () if ctype else ("Content-Type",)
-        resp = await client.post("/auth", data=orjson.dumps(m.auth_body()), headers=headers, skip_auto_headers=skip)
+        resp = await client.post(
+            "/auth", data=orjson.dumps(m.auth_body()), headers=headers, skip_auto_headers=skip
+        )
         assert resp.status == 201, (ctype, await resp.text())
 
 
@@ -96,7 +105,9 @@ async def test_foreign_media_type_is_415(client: Any, make_merchant: Any) -> Non
     m = await make_merchant("shop-a", catalog=None)
     import orjson
 
-    resp = await client.post("/auth", data=orjson.dumps(m.auth_body()), headers={"Content-Type": "text/plain"})
+    resp = await client.post(
+        "/auth", data=orjson.dumps(m.auth_body()), headers={"Content-Type": "text/plain"}
+    )
     assert resp.status == 415
     assert "text/plain" in (await resp.json())["failure_reason"]
 
@@ -126,7 +137,9 @@ async def _bad_tokens(client: Any, good: str) -> dict[str, str]:
     now = int(time.time())
     import base64
 
-    none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT","kid":"' + kid.encode() + b'"}').rstrip(b"=")
+    none_header = base64.urlsafe_b64encode(
+        b'{"alg":"none","typ":"JWT","kid":"' + kid.encode() + b'"}'
+    ).rstrip(b"=")
     return {
         "garbage": "not-a-token",
         "tampered": f"{head}.{payload[:-2]}AA.{sig}",
@@ -154,7 +167,9 @@ async def test_bad_tokens_get_401_without_detail(client: Any, make_merchant: Any
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-async def test_signing_key_rotation_keeps_old_tokens_valid(client: Any, conn: Any, make_merchant: Any) -> None:
+async def test_signing_key_rotation_keeps_old_tokens_valid(
+    client: Any, conn: Any, make_merchant: Any
+) -> None:
     """After signing-key rotation, tokens signed by the old key still work and new ones use the new kid."""
     m = await make_merchant("shop-a")
     old = await token_for(client, m)
@@ -176,7 +191,9 @@ async def test_disabled_merchant_token_stops_working(client: Any, conn: Any, mak
     await client.app[keys.RUNTIME].refresh(client.app[keys.DB])
     from tests.kss import options_request
 
-    resp = await client.post("/shippingoptions", json=options_request(), headers={"Authorization": f"Bearer {token}"})
+    resp = await client.post(
+        "/shippingoptions", json=options_request(), headers={"Authorization": f"Bearer {token}"}
+    )
     assert resp.status == 401
     assert (await client.post("/auth", json=m.auth_body())).status == 401
 

@@ -39,7 +39,11 @@ async def test_full_checkout_flow(client: Any, conn: Any, make_merchant: Any) ->
     sid = created["shipment_id"]
     assert first.headers["Location"] == f"/shipment/{sid}"
     assert created["selected_shipping_option"]["carrier"] == options[0]["carrier"]
-    assert set(created["selected_shipping_option"]["carrier_product"]) >= {"identifier", "name", "addon_identifiers"}
+    assert set(created["selected_shipping_option"]["carrier_product"]) >= {
+        "identifier",
+        "name",
+        "addon_identifiers",
+    }
 
     again = await client.post("/shipment", json=shipment_request(body, options[-1]), headers=headers)
     assert again.status == 201
@@ -57,7 +61,9 @@ async def test_full_checkout_flow(client: Any, conn: Any, make_merchant: Any) ->
     for _ in range(2):
         confirm = await client.post(f"/shipment/{sid}/confirm", headers=headers)
         assert confirm.status == 200
-    row = await conn.fetchrow("SELECT status, confirmed_at, recipient FROM shipments WHERE id = $1", uuid.UUID(sid))
+    row = await conn.fetchrow(
+        "SELECT status, confirmed_at, recipient FROM shipments WHERE id = $1", uuid.UUID(sid)
+    )
     assert row["status"] == "confirmed" and row["confirmed_at"] is not None
     assert row["recipient"]["postal_code"] == "111 34"
     assert await conn.fetchval("SELECT count(*) FROM shipments") == 1
@@ -86,7 +92,9 @@ async def test_other_merchant_cannot_read_or_change(client: Any, make_merchant: 
         "shipment_id"
     ]
     assert (await client.get(f"/shipment/{sid}", headers=b)).status == 404
-    assert (await client.put(f"/shipment/{sid}", json=shipment_request(body, options[0]), headers=b)).status == 404
+    assert (
+        await client.put(f"/shipment/{sid}", json=shipment_request(body, options[0]), headers=b)
+    ).status == 404
     assert (await client.post(f"/shipment/{sid}/confirm", headers=b)).status == 404
     # The same session id used by merchant B is B's own, separate reservation.
     other = await client.post("/shipment", json=shipment_request(body, options[0]), headers=b)
@@ -95,13 +103,17 @@ async def test_other_merchant_cannot_read_or_change(client: Any, make_merchant: 
     assert (await client.get(f"/shipment/{sid}", headers=a)).status == 200
 
 
-async def test_concurrent_posts_for_one_session_make_one_row(client: Any, conn: Any, make_merchant: Any) -> None:
+async def test_concurrent_posts_for_one_session_make_one_row(
+    client: Any, conn: Any, make_merchant: Any
+) -> None:
     """Ten simultaneous POSTs for one session all succeed with the same shipment_id and one row."""
     headers = await _authed(client, make_merchant)
     body = options_request(new_session())
     options = await _options(client, headers, body)
     req = shipment_request(body, options[0])
-    responses = await asyncio.gather(*(client.post("/shipment", json=req, headers=headers) for _ in range(10)))
+    responses = await asyncio.gather(
+        *(client.post("/shipment", json=req, headers=headers) for _ in range(10))
+    )
     assert [r.status for r in responses] == [201] * 10
     ids = {(await r.json())["shipment_id"] for r in responses}
     assert len(ids) == 1
@@ -125,9 +137,11 @@ async def test_put_with_another_session_is_400(client: Any, make_merchant: Any) 
     headers = await _authed(client, make_merchant)
     body = options_request(new_session())
     options = await _options(client, headers, body)
-    sid = (await (await client.post("/shipment", json=shipment_request(body, options[0]), headers=headers)).json())[
-        "shipment_id"
-    ]
+    sid = (
+        await (
+            await client.post("/shipment", json=shipment_request(body, options[0]), headers=headers)
+        ).json()
+    )["shipment_id"]
     other = shipment_request(options_request(new_session()), options[0])
     resp = await client.put(f"/shipment/{sid}", json=other, headers=headers)
     assert resp.status == 400
@@ -182,7 +196,9 @@ async def test_negative_line_amounts_are_refused_on_shipment(client: Any, make_m
     req["order"]["lines"][0]["attributes"]["weight"] = -5
     resp = await client.post("/shipment", json=req, headers=headers)
     assert resp.status == 400
-    assert (await resp.json())["failure_reason"] == "order.lines[0].attributes.weight: must not be negative, got -5"
+    assert (await resp.json())[
+        "failure_reason"
+    ] == "order.lines[0].attributes.weight: must not be negative, got -5"
 
 
 async def test_unknown_fields_are_tolerated(client: Any, make_merchant: Any) -> None:
@@ -200,7 +216,9 @@ async def test_oversized_body_is_413(client: Any, make_merchant: Any) -> None:
     body = options_request()
     body["padding"] = "x" * (1024 * 1024 + 10)
     data = io.BytesIO(orjson.dumps(body))
-    resp = await client.post("/shippingoptions", data=data, headers={**headers, "Content-Type": "application/json"})
+    resp = await client.post(
+        "/shippingoptions", data=data, headers={**headers, "Content-Type": "application/json"}
+    )
     assert resp.status == 413
     assert "too large" in (await resp.json())["failure_reason"]
 

@@ -123,7 +123,9 @@ class KeyRing:
             "exp": iat + self.ttl,
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self._keys[self._current], algorithm=ALGORITHM, headers={"kid": self._current})
+        return jwt.encode(
+            claims, self._keys[self._current], algorithm=ALGORITHM, headers={"kid": self._current}
+        )
 
     def kid_of(self, token: str) -> str:
         """The token's key id, without verifying anything (to decide whether to reload keys)."""

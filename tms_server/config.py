@@ -34,8 +34,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     token_ttl: int = 3600
-    token_issuer: str = "tms_server"
-    token_audience: str = "kss"
+    token_issuer: str = "tms_server"  # noqa: S105  # a JWT claim value, not a secret
+    token_audience: str = "kss"  # noqa: S105  # a JWT claim value, not a secret
     reservation_ttl: int = 3600
     sweep_interval: float = 60.0
     retention_expired: int = 7 * 86400

@@ -43,10 +43,10 @@ def announce(creds: tuple[str, str], config: Config) -> None:
         f"  example merchant  identifier: {identifier}\n"
         f"                    key:        {key}\n"
         f"  try:  curl -s {url}/healthz\n"
-        f"        nonce=$(date +%s%N); digest=$(printf '%s' \"$nonce{key}\" | sha256sum | cut -d' ' -f1)\n"
+        f"        nonce=$(date +%s%N); digest=$(printf '%s' \"${{nonce}}{key}\" | sha256sum | cut -d' ' -f1)\n"
         f"        curl -s -X POST {url}/auth -H 'Content-Type: application/json' \\\n"
-        f"          -d \"{{\\\"identifier\\\":\\\"{identifier}\\\",\\\"secret\\\":{{\\\"nonce\\\":\\\"$nonce\\\","
-        f"\\\"digest\\\":\\\"$digest\\\"}}}}\"\n",
+        f'          -d "{{\\"identifier\\":\\"{identifier}\\",\\"secret\\":{{\\"nonce\\":\\"$nonce\\",'
+        f'\\"digest\\":\\"$digest\\"}}}}"\n',
         file=sys.stderr,
         flush=True,
     )

@@ -13,7 +13,9 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}$")
 
 INSERT_MERCHANT = "INSERT INTO merchants (identifier, name) VALUES ($1, $2) RETURNING id"
 INSERT_KEY = "INSERT INTO merchant_keys (merchant_id, key) VALUES ($1, $2)"
-MERCHANT_BY_IDENTIFIER = "SELECT id, identifier, name, active, catalog_id, created_at FROM merchants WHERE identifier = $1"
+MERCHANT_BY_IDENTIFIER = (
+    "SELECT id, identifier, name, active, catalog_id, created_at FROM merchants WHERE identifier = $1"
+)
 LIST_MERCHANTS = """
 SELECT m.id, m.identifier, m.name, m.active, m.catalog_id, m.created_at,
        (SELECT count(*) FROM merchant_keys k WHERE k.merchant_id = m.id AND k.retired_at IS NULL) AS keys,
@@ -96,7 +98,9 @@ async def add(conn: asyncpg.Connection, identifier: str, key: str, name: str | N
     return await get(conn, identifier)
 
 
-async def rotate_key(conn: asyncpg.Connection, identifier: str, key: str, *, keep_previous: bool = True) -> int:
+async def rotate_key(
+    conn: asyncpg.Connection, identifier: str, key: str, *, keep_previous: bool = True
+) -> int:
     """Add ``key``; the previous key stays valid unless ``keep_previous`` is false. Returns active keys."""
     check_key(key)
     async with conn.transaction():
@@ -105,7 +109,8 @@ async def rotate_key(conn: asyncpg.Connection, identifier: str, key: str, *, kee
         await conn.execute(RETIRE_OLD_KEYS, merchant.id, 2 if keep_previous else 1)
         return int(
             await conn.fetchval(
-                "SELECT count(*) FROM merchant_keys WHERE merchant_id = $1 AND retired_at IS NULL", merchant.id
+                "SELECT count(*) FROM merchant_keys WHERE merchant_id = $1 AND retired_at IS NULL",
+                merchant.id,
             )
         )
 

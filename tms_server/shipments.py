@@ -16,9 +16,9 @@ from attrs import frozen
 
 STATUSES = ("reserved", "confirmed", "expired")
 
-_COLUMNS = "option_id, carrier, carrier_product, selection, request, recipient, price, currency"
-UPSERT = f"""
-INSERT INTO shipments AS s (merchant_id, session_id, {_COLUMNS})
+UPSERT = """
+INSERT INTO shipments AS s (merchant_id, session_id, option_id, carrier, carrier_product, selection,
+                            request, recipient, price, currency)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (merchant_id, session_id) DO UPDATE SET
     option_id = EXCLUDED.option_id, carrier = EXCLUDED.carrier,
@@ -74,7 +74,7 @@ class Reservation:
     currency: str
 
     def params(self) -> tuple[Any, ...]:
-        """The column values, in ``_COLUMNS`` order."""
+        """The column values, in the order UPSERT and UPDATE list them."""
         return (
             self.option_id, self.carrier, dict(self.carrier_product), dict(self.selection),
             dict(self.request), None if self.recipient is None else dict(self.recipient),
@@ -97,7 +97,10 @@ class ShipmentView:
         """The KSS shipment response body."""
         out: dict[str, Any] = {
             "shipment_id": str(self.shipment_id),
-            "selected_shipping_option": {"carrier": self.carrier, "carrier_product": dict(self.carrier_product)},
+            "selected_shipping_option": {
+                "carrier": self.carrier,
+                "carrier_product": dict(self.carrier_product),
+            },
             "shipments": [dict(t) for t in self.tracking],
         }
         if self.additional_info:
@@ -132,7 +135,9 @@ async def reserve(conn: asyncpg.Connection, merchant_id: int, res: Reservation) 
     return await view(conn, merchant_id, row["id"]), bool(row["created"])
 
 
-async def update(conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUID, res: Reservation) -> ShipmentView:
+async def update(
+    conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUID, res: Reservation
+) -> ShipmentView:
     """PUT: update an existing reservation of this merchant."""
     current = await conn.fetchrow(LOCK_BY_ID, shipment_id, merchant_id)
     if current is None:
@@ -157,7 +162,9 @@ async def view(conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUI
     )  # fmt: skip
 
 
-async def confirm(conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUID, actor: str = "kss") -> str:
+async def confirm(
+    conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUID, actor: str = "kss"
+) -> str:
     """Mark confirmed (idempotent). Returns the status it had before ('confirmed' for a repeat)."""
     current = await conn.fetchrow(LOCK_BY_ID, shipment_id, merchant_id)
     if current is None:
@@ -165,5 +172,7 @@ async def confirm(conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.
     before: str = current["status"]
     if before != "confirmed":
         await conn.execute(CONFIRM, shipment_id)
-        await audit(conn, actor, "confirmed", merchant_id, shipment_id, late=before == "expired", previous=before)
+        await audit(
+            conn, actor, "confirmed", merchant_id, shipment_id, late=before == "expired", previous=before
+        )
     return before

@@ -64,7 +64,9 @@ def parse_now(text: str | None) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise AdminError(f"--now: expected an ISO 8601 time such as 2026-11-24T10:00:00+01:00, got {text!r}") from None
+        raise AdminError(
+            f"--now: expected an ISO 8601 time such as 2026-11-24T10:00:00+01:00, got {text!r}"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

@@ -171,13 +171,15 @@ class EmbeddedPostgres:
     def _ensure_database(self) -> None:
         res = subprocess.run(
             [str(self.bin_dir / "psql"), self.dsn("postgres"), "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],  # noqa: S608  # a constant
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         if res.returncode != 0:
             raise EmbeddedError(f"embedded PostgreSQL does not answer: {res.stderr.strip()}")
         if res.stdout.strip() != "1":
-            self._run("createdb", "-h", str(self.socket_dir), "-p", str(_SOCKET_PORT), "-U", SUPERUSER, DATABASE)
+            self._run(
+                "createdb", "-h", str(self.socket_dir), "-p", str(_SOCKET_PORT), "-U", SUPERUSER, DATABASE
+            )
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -109,7 +109,12 @@ async def _reservation(request: web.Request, merchant: MerchantState) -> shipmen
     if merchant.catalog is None:
         raise SelectionError("shipping_option_not_available", "merchant has no catalog loaded")
     sel = check_selection(merchant.catalog, req, now=datetime.now(UTC))
-    selection = {"option": sel.option, "location": sel.location, "timeslot": sel.timeslot, "addons": sel.addons}
+    selection = {
+        "option": sel.option,
+        "location": sel.location,
+        "timeslot": sel.timeslot,
+        "addons": sel.addons,
+    }
     return shipments.Reservation(
         session_id=req.session_id,
         option_id=sel.option_id,
@@ -133,7 +138,9 @@ async def post_shipment(request: web.Request) -> web.Response:
     res = await _reservation(request, merchant)
     async with request.app[keys.DB].transaction() as conn:
         view, created = await shipments.reserve(conn, merchant.merchant_id, res)
-    log.info("reservation %s", "created" if created else "updated", extra={"shipment_id": str(view.shipment_id)})
+    log.info(
+        "reservation %s", "created" if created else "updated", extra={"shipment_id": str(view.shipment_id)}
+    )
     return json_response(view.body(), status=201, headers=_location(view))
 
 
