@@ -40,7 +40,7 @@ def _moment(value: str) -> datetime:
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``example`` and ``check`` on the ``catalog`` sub-command table."""
     example = commands.add_parser("example", help="print the example catalog (a Swedish web shop)")
-    example.set_defaults(handler=cmd_example)
+    example.set_defaults(func=cmd_example)
     check = commands.add_parser("check", help="validate a catalog file without loading it")
     check.add_argument("file", type=Path, help="the catalog TOML file")
     check.add_argument("--replay", type=Path, help="a folder of recorded /shippingoptions request JSON files")
@@ -50,7 +50,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     check.add_argument(
         "--now", type=_moment, default=None, help="the moment to evaluate at (ISO 8601; default: now)"
     )
-    check.set_defaults(handler=cmd_check)
+    check.set_defaults(func=cmd_check)
 
 
 def cmd_example(args: argparse.Namespace) -> int:
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tms-admin catalog")
     add_parsers(parser.add_subparsers(dest="catalog_command", required=True))
     args = parser.parse_args(argv)
-    handler: Any = args.handler
+    handler: Any = args.func
     return int(handler(args))
 
 

@@ -21,6 +21,7 @@ from tms_server.db import DatabaseUnavailable
 from tms_server.db.embedded import EmbeddedError
 from tms_server.db.migrate import applied, migrate, migrations
 from tms_server.merchants import MerchantError
+from tms_server.wire import WireError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup("text", "WARNING")
     try:
         return int(args.func(args))
-    except (AdminError, MerchantError, ConfigError, EmbeddedError, DatabaseUnavailable) as exc:
+    except (AdminError, MerchantError, ConfigError, EmbeddedError, DatabaseUnavailable, WireError) as exc:
         err(str(exc))
         return 1
     except CatalogError as exc:
