@@ -54,6 +54,8 @@ def create_app(config: Config, dsn: str | None = None, *, sweeper: bool = True) 
     app.cleanup_ctx.append(refresher_ctx)
     if sweeper:
         app.cleanup_ctx.append(sweeper_ctx)
+    if config.metrics_port is not None:
+        app.cleanup_ctx.append(metrics_port_ctx)
     add_routes(app)
     return app
 
@@ -148,3 +150,22 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def metrics_port_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``/metrics`` (and health) also on ``TMS_METRICS_PORT``, for scrapers kept off the KSS port."""
+    side = web.Application()
+    side[keys.CONFIG] = app[keys.CONFIG]
+    side[keys.METRICS] = app[keys.METRICS]
+    side[keys.RUNTIME] = app[keys.RUNTIME]
+    side[keys.DB] = app[keys.DB]
+    side.router.add_get("/metrics", ops.metrics)
+    side.router.add_get("/healthz", ops.healthz)
+    side.router.add_get("/readyz", ops.readyz)
+    runner = web.AppRunner(side, access_log=None)
+    await runner.setup()
+    config = app[keys.CONFIG]
+    site = web.TCPSite(runner, config.host, config.metrics_port, reuse_port=config.workers > 1 or None)
+    await site.start()
+    yield
+    await runner.cleanup()
