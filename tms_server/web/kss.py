@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from tms_server import auth, logs, shipments, wire
-from tms_server.catalog import SelectionError, check_selection, shipping_options
+from tms_server.catalog import SelectionError, check_selection, explain, format_explanation, shipping_options
 from tms_server.runtime import MerchantState
 from tms_server.web import keys
 from tms_server.web.errors import HttpError, json_response, unauthorized
@@ -98,7 +98,14 @@ async def post_shipping_options(request: web.Request) -> web.Response:
     if merchant.catalog is None:
         log.warning("merchant has no catalog loaded; answering no options")
         return json_response({"shipping_options": []})
-    options = shipping_options(merchant.catalog, req, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    options = shipping_options(merchant.catalog, req, now=now)
+    if log.isEnabledFor(logging.DEBUG):
+        # The operator's "why": the same trace as `tms-admin catalog explain`, only at DEBUG level.
+        log.debug(
+            "options explained",
+            extra={"explain": format_explanation(explain(merchant.catalog, req, now=now))},
+        )
     return json_response({"shipping_options": options})
 
 
