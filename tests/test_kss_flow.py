@@ -241,3 +241,35 @@ async def test_unknown_route_and_method_answer_json(client: Any) -> None:
     assert resp.status == 404 and "failure_reason" in await resp.json()
     resp = await client.delete("/shipment/abc")
     assert resp.status == 405 and "failure_reason" in await resp.json()
+
+
+async def test_invalid_address_wins_over_unavailable_option(client: Any, make_merchant: Any) -> None:
+    """A postal code that is not Swedish fails as shipping_address_invalid, even with an unknown option."""
+    headers = await _authed(client, make_merchant)
+    body = options_request(new_session())
+    options = await _options(client, headers, body)
+    req = shipment_request(body, options[0])
+    req["recipient"]["postal_code"] = "ABC-12"
+    resp = await client.post("/shipment", json=req, headers=headers)
+    assert await resp.json() == {"failure_reason": "shipping_address_invalid"}
+    req["selected_shipping_option"]["id"] = "no-such-option"
+    resp = await client.post("/shipment", json=req, headers=headers)
+    assert resp.status == 400
+    assert await resp.json() == {"failure_reason": "shipping_address_invalid"}
+
+
+async def test_reservation_stores_label_data(client: Any, conn: Any, make_merchant: Any) -> None:
+    """The stored reservation has recipient, sender, lines, option, location and carrier codes."""
+    headers = await _authed(client, make_merchant)
+    body = options_request(new_session())
+    options = await _options(client, headers, body)
+    pickup = next(o for o in options if o.get("locations"))
+    resp = await client.post("/shipment", json=shipment_request(body, pickup), headers=headers)
+    assert resp.status == 201
+    row = await conn.fetchrow("SELECT * FROM shipments")
+    assert row["recipient"]["given_name"] == "Klara"
+    assert row["request"]["sender"]["sender_id"] == "warehouse-13"
+    assert row["request"]["order"]["lines"][0]["reference"] == "sku-1234"
+    assert row["selection"]["location"]["id"] == pickup["locations"][0]["id"]
+    assert row["carrier_product"]["identifier"]
+    assert row["option_id"] == pickup["id"] and row["currency"] == "SEK"
