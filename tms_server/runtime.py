@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 
 from attrs import define, frozen
 
-from tms_server import auth, catalog_store
-from tms_server.catalog import Catalog, CatalogError, parse_catalog
+from tms_server import auth, catalog_store, wire
+from tms_server.catalog import Catalog, CatalogError, parse_catalog, shipping_options
 from tms_server.config import Config
 from tms_server.db import Database
 
@@ -94,8 +95,28 @@ class Runtime:
 
 def _compile(identifier: str, source: str) -> Catalog | None:
     try:
-        return parse_catalog(source, source=f"catalog of {identifier}")
+        catalog = parse_catalog(source, source=f"catalog of {identifier}")
     except CatalogError as exc:
         # Loads are validated first, so this only happens when the format got stricter in an upgrade.
         log.error("catalog of merchant %s no longer compiles: %s", identifier, exc)
         return None
+    warm_up(catalog)
+    return catalog
+
+
+def warm_up(catalog: Catalog) -> None:
+    """Evaluate once per warehouse country and currency, so the first shopper does not pay for
+    loading holiday tables and locale data (tens of milliseconds)."""
+    countries = {w.country for w in catalog.warehouses} or {"SE"}
+    currencies = {c for o in catalog.options for c in o.prices}
+    now = datetime.now(UTC)
+    for country in sorted(countries)[:5]:
+        for currency in sorted(currencies)[:5]:
+            req = wire.ShippingOptionsRequest(
+                session_id="warm-up", currency=currency, order=wire.Order(total_amount=0),
+                recipient=wire.Recipient(country=country),
+            )  # fmt: skip
+            try:
+                shipping_options(catalog, req, now=now)
+            except Exception:  # a warm-up must never stop a catalog from being served
+                log.debug("warm-up of %s/%s failed", country, currency, exc_info=True)
