@@ -85,6 +85,8 @@ class Runtime:
         """Refresh now unless that happened less than ``min_age`` s ago; False when it could not."""
         if time.monotonic() - self.last_refresh < min_age:
             return False
+        if self._lock is not None and self._lock.locked():
+            return False  # a refresh is under way (maybe waiting on a slow database): do not queue up
         try:
             await self.refresh(db)
         except Exception as exc:  # a failed early refresh must not fail the request that asked
