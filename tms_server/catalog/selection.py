@@ -60,7 +60,8 @@ def _check_address(catalog: Catalog, req: wire.ShipmentRequest) -> None:
     if postal.normalise(r.country, r.postal_code) is None:
         raise SelectionError(
             ADDRESS,
-            f"recipient.postal_code: {r.postal_code!r} is not a valid {r.country.upper()} postal code",
+            # The value itself is personal data and this detail is logged: name the field only.
+            f"recipient.postal_code is not a valid {r.country.upper()} postal code",
         )
     option = catalog.option(req.selected_shipping_option.id)
     missing = [field for field in option.requires if not getattr(r, field)] if option else []
