@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from tms_server import logs
-from tms_server.admin import catalog_db, delivery_time_cmd, merchant_cmd
+from tms_server.admin import catalog_db, delivery_time_cmd, merchant_cmd, reservations_cmd
 from tms_server.admin.common import AdminError, config_of, err, with_db
 from tms_server.catalog import CatalogError
 from tms_server.config import ConfigError, variables
@@ -36,16 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     merchant_cmd.add_parsers(sub)
     catalog_db.add_parsers(sub)
     delivery_time_cmd.add_parser(sub)
-    _add_reservations(sub)
-    return p
-
-
-def _add_reservations(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    try:
-        from tms_server.admin import reservations_cmd
-    except ImportError:  # the reservations commands are optional while they are being built
-        return
     reservations_cmd.add_parsers(sub)
+    return p
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

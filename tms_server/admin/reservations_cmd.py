@@ -1,0 +1,533 @@
+"""``tms-admin reservations ...``: list, show, export, track, confirm, expire, sweep, reconcile.
+
+This module owns the command line and the output formats; what the commands read and change lives in
+``tms_server.reservations_admin`` (and ``tms_server.lifecycle`` for the sweep). Commands that change
+data print what they would do and change nothing unless ``--yes`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import asyncpg
+import attrs
+import orjson
+
+from tms_server import lifecycle, shipments
+from tms_server import reservations_admin as ra
+from tms_server.admin.common import AdminError, actor, config_of, table, with_db
+
+Handler = Callable[[argparse.Namespace], int]
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_PLAIN = re.compile(r"^[\w.:/@+-]+$")  # audit values printed without quotes
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DRY_RUN = "nothing changed; run again with --yes to do it"
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``--since``: ISO 8601 date or date-time (UTC unless it says otherwise), or ``30m``, ``2h``, ``7d``."""
+    rel = _RELATIVE.match(text.strip().lower())
+    if rel:
+        return (now or datetime.now(UTC)) - timedelta(seconds=int(rel[1]) * _UNITS[rel[2]])
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 date/time or a duration like 2h or 7d, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def iso(moment: datetime | None) -> str:
+    """A moment in UTC ISO 8601, to the second (empty for None)."""
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``reservations`` and its actions."""
+    r = sub.add_parser("reservations", help="list, show, export, track, confirm, expire, sweep, reconcile")
+    acts = r.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_views(acts)
+    _add_changes(acts)
+
+
+def _add_views(acts: Any) -> None:
+    p = acts.add_parser("list", help="reservations, newest status change first (no personal data)")
+    _filters(p, status_default=None)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--limit", type=int, default=100, help="at most this many rows (0: all; default 100)")
+    p.set_defaults(func=cmd_list)
+    p = acts.add_parser("show", help="everything stored about one reservation, with its audit trail")
+    p.add_argument("shipment_id", nargs="?", help="the shipment id (KSS tms_reference)")
+    p.add_argument("--session", help="find it by KSS session id instead")
+    p.add_argument("--merchant", help="merchant identifier (when several merchants share a session id)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_show)
+    p = acts.add_parser("export", help="label data (recipient, sender, product, addons, location, timeslot)")
+    _filters(p, status_default="confirmed", merchant_required=True)
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_changes(acts: Any) -> None:
+    p = acts.add_parser("track", help="add a parcel's tracking to a confirmed reservation")
+    p.add_argument("shipment_id")
+    p.add_argument("--carrier", required=True)
+    p.add_argument("--tracking-id", required=True)
+    p.add_argument("--tracking-url")
+    _yes(p, cmd_track)
+    for name, what in (
+        ("confirm", "confirm by hand (e.g. the KSS confirm was lost)"),
+        ("expire", "expire by hand"),
+    ):
+        p = acts.add_parser(name, help=what)
+        p.add_argument("shipment_id")
+        p.add_argument("--reason", required=True, help="why, for the audit trail")
+        _yes(p, cmd_change, change=name)
+    p = acts.add_parser("sweep", help="run the expiry and retention sweep now")
+    _yes(p, cmd_sweep)
+    p = acts.add_parser("reconcile", help="confirm reservations of completed checkout orders (JSON file)")
+    p.add_argument("file", help="one order object, a JSON array of orders, or JSON lines; - for stdin")
+    p.add_argument("--merchant", help="only match this merchant's reservations")
+    _yes(p, cmd_reconcile)
+
+
+def _filters(p: argparse.ArgumentParser, status_default: str | None, merchant_required: bool = False) -> None:
+    p.add_argument("--merchant", required=merchant_required, help="merchant identifier")
+    p.add_argument("--status", choices=shipments.STATUSES, default=status_default)
+    p.add_argument("--since", type=parse_since, help="since entering the status: ISO 8601 or 30m, 2h, 7d")
+
+
+def _yes(p: argparse.ArgumentParser, func: Handler, **defaults: Any) -> None:
+    p.add_argument("--yes", action="store_true", help="do it (without: print what would happen)")
+    p.set_defaults(func=func, **defaults)
+
+
+def _domain_errors(fn: Handler) -> Handler:
+    """Turn domain errors into one-line operator errors (exit 1)."""
+
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except shipments.ShipmentNotFound as exc:
+            raise AdminError(f"no reservation {exc.args[0]}") from None
+        except ra.ReservationError as exc:
+            raise AdminError(str(exc)) from None
+
+    return run
+
+
+def _shipment_id(text: str) -> uuid.UUID:
+    return shipments.parse_id(text.strip())
+
+
+async def _merchant(conn: asyncpg.Connection, identifier: str | None) -> int | None:
+    return None if identifier is None else await ra.merchant_id(conn, identifier)
+
+
+# --- list and show --------------------------------------------------------------------------------
+
+LIST_COLUMNS = ["shipment_id", "merchant", "session_id", "status", "since", "carrier", "product", "price"]
+
+
+@_domain_errors
+def cmd_list(args: argparse.Namespace) -> int:
+    async def go(conn: asyncpg.Connection) -> list[ra.Summary]:
+        merchant = await _merchant(conn, args.merchant)
+        limit = args.limit if args.limit > 0 else None
+        return await ra.list_reservations(
+            conn, merchant=merchant, status=args.status, since=args.since, limit=limit
+        )
+
+    rows = [_summary(s) for s in with_db(args, go)]
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif args.format == "csv":
+        _csv(sys.stdout, [*LIST_COLUMNS, "currency", "erased"], rows)
+    else:
+        print(table([r | {"price": f"{r['price']} {r['currency']}"} for r in rows], LIST_COLUMNS))
+    return 0
+
+
+def _summary(s: ra.Summary) -> dict[str, Any]:
+    return {
+        "shipment_id": str(s.shipment_id), "merchant": s.merchant, "session_id": s.session_id,
+        "status": s.status, "since": iso(s.status_at), "carrier": s.carrier, "product": s.product,
+        "price": s.price, "currency": s.currency, "erased": s.erased,
+    }  # fmt: skip
+
+
+def _csv(out: IO[str], columns: list[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    w = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+
+
+@_domain_errors
+def cmd_show(args: argparse.Namespace) -> int:
+    if (args.shipment_id is None) == (args.session is None):
+        raise AdminError("give either a SHIPMENT_ID or --session SESSION_ID")
+
+    async def go(conn: asyncpg.Connection) -> ra.Detail:
+        if args.session is not None:
+            return await ra.get_by_session(conn, args.session, await _merchant(conn, args.merchant))
+        return await ra.get(conn, _shipment_id(args.shipment_id))
+
+    d = with_db(args, go)
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(jsonable(d), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print("\n".join(show_lines(d)))
+    return 0
+
+
+def jsonable(obj: Any) -> Any:
+    """An attrs value as JSON-ready data: ids as strings, times in UTC ISO."""
+
+    def value(_inst: Any, _field: Any, v: Any) -> Any:
+        return iso(v) if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v
+
+    return attrs.asdict(obj, value_serializer=value)
+
+
+def show_lines(d: ra.Detail) -> list[str]:
+    """``reservations show`` as text: operators need the personal data to print labels."""
+    sel, req = d.selection, d.request
+    product = d.carrier_product
+    lines = [
+        ("shipment", str(d.shipment_id)), ("merchant", d.merchant), ("session", d.session_id),
+        ("status", d.status), ("created", iso(d.created_at)), ("updated", iso(d.updated_at)),
+        ("confirmed", iso(d.confirmed_at)), ("expired", iso(d.expired_at)), ("erased", iso(d.erased_at)),
+        ("option", f"{d.option_id} ({d.carrier})"),
+        ("product", f"{product.get('identifier', '')} {product.get('name', '')}".strip()),
+        ("addons", " ".join(product.get("addon_identifiers") or [])),
+        ("price", f"{d.price} {d.currency}"),
+        ("location", _place(sel.get("location"))), ("timeslot", _slot(sel.get("timeslot"))),
+        ("recipient", _person(d.recipient) if d.recipient else "(erased)" if d.erased_at else ""),
+        ("sender", _sender(req.get("sender"))), ("info", d.additional_info or ""),
+    ]  # fmt: skip
+    out = [f"{k:10} {v or '-'}" for k, v in lines]
+    out += [
+        f"{'tracking':10} {t.carrier} {t.tracking_id} {t.tracking_url or ''}".rstrip() for t in d.tracking
+    ]
+    out.append("audit trail:")
+    out += [f"  {iso(a.at)}  {a.actor:20} {a.action:16} {_kv(a.detail)}".rstrip() for a in d.audit]
+    return out
+
+
+def _address(a: Mapping[str, Any]) -> str:
+    parts = [a.get("street_address"), a.get("street_address2"),
+             " ".join(filter(None, [a.get("postal_code"), a.get("city")])), a.get("country")]  # fmt: skip
+    return ", ".join(str(p) for p in parts if p)
+
+
+def _person(r: Mapping[str, Any]) -> str:
+    name = " ".join(filter(None, [r.get("given_name"), r.get("family_name")]))
+    rest = [r.get("company_name"), _address(r), r.get("email"), r.get("phone")]
+    return ", ".join(str(p) for p in [name, *rest] if p)
+
+
+def _place(loc: Any) -> str:
+    if not isinstance(loc, dict):
+        return ""
+    return f"{loc.get('id', '')} {loc.get('name', '')}, {_address(loc.get('address') or {})}"
+
+
+def _slot(slot: Any) -> str:
+    return (
+        f"{slot.get('id', '')} {slot.get('start', '')} - {slot.get('end', '')}"
+        if isinstance(slot, dict)
+        else ""
+    )
+
+
+def _sender(sender: Any) -> str:
+    if not isinstance(sender, dict):
+        return ""
+    return ", ".join(filter(None, [sender.get("sender_id"), _address(sender.get("address") or {})]))
+
+
+def _kv(detail: Mapping[str, Any]) -> str:
+    """``key=value`` pairs; values that are not one plain word are JSON, so the line stays unambiguous."""
+    return " ".join(
+        f"{k}={v}" if isinstance(v, str) and _PLAIN.match(v) else f"{k}={orjson.dumps(v).decode()}"
+        for k, v in detail.items()
+    )
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = [
+    "shipment_id", "merchant", "session_id", "status", "since", "order_id", "option_id", "carrier",
+    "product_identifier", "product_name", "addon_identifiers", "addon_texts", "total_weight",
+    "location_id", "location_name", "location_street_address", "location_postal_code", "location_city",
+    "location_country", "timeslot_id", "timeslot_start", "timeslot_end",
+    "recipient_given_name", "recipient_family_name", "recipient_company_name", "recipient_care_of",
+    "recipient_street_address", "recipient_street_address2", "recipient_postal_code", "recipient_city",
+    "recipient_region", "recipient_country", "recipient_email", "recipient_phone",
+    "sender_id", "sender_street_address", "sender_street_address2", "sender_postal_code", "sender_city",
+    "sender_region", "sender_country", "price", "currency",
+]  # fmt: skip
+RECIPIENT_FIELDS = ["given_name", "family_name", "company_name", "care_of", "street_address",
+                    "street_address2", "postal_code", "city", "region", "country", "email", "phone"]  # fmt: skip
+ADDRESS_FIELDS = ["street_address", "street_address2", "postal_code", "city", "region", "country"]
+LOCATION_FIELDS = ["street_address", "postal_code", "city", "country"]
+
+
+def export_record(r: ra.ExportRow) -> dict[str, Any]:
+    """One export row as nested JSON (``--format json``)."""
+    sel, req = r.selection, r.request
+    order = req.get("order") or {}
+    return {
+        "shipment_id": str(r.shipment_id), "merchant": r.merchant, "session_id": r.session_id,
+        "status": r.status, "since": iso(r.status_at), "order_id": order.get("id"), "option_id": r.option_id,
+        "carrier": r.carrier, "carrier_product": dict(r.carrier_product), "addons": sel.get("addons") or [],
+        "total_weight": order.get("total_weight"), "location": sel.get("location"),
+        "timeslot": sel.get("timeslot"), "recipient": r.recipient, "sender": req.get("sender"),
+        "price": r.price, "currency": r.currency,
+    }  # fmt: skip
+
+
+def export_flat(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """One export record as a CSV row (one column per label field)."""
+    product, addons = rec["carrier_product"], rec["addons"]
+    loc = rec["location"] or {}
+    slot = rec["timeslot"] or {}
+    recipient = rec["recipient"] or {}
+    sender = rec["sender"] or {}
+    flat = {k: rec[k] for k in ("shipment_id", "merchant", "session_id", "status", "since", "order_id",
+                                "option_id", "carrier", "total_weight", "price", "currency")}  # fmt: skip
+    flat |= {
+        "product_identifier": product.get("identifier"), "product_name": product.get("name"),
+        "addon_identifiers": ";".join(product.get("addon_identifiers") or []),
+        "addon_texts": " | ".join(f"{a.get('code') or a.get('id')}: {a['text']}" for a in addons if a.get("text")),
+        "location_id": loc.get("id"), "location_name": loc.get("name"),
+        "timeslot_id": slot.get("id"), "timeslot_start": slot.get("start"), "timeslot_end": slot.get("end"),
+        "sender_id": sender.get("sender_id"),
+    }  # fmt: skip
+    flat |= {f"location_{k}": (loc.get("address") or {}).get(k) for k in LOCATION_FIELDS}
+    flat |= {f"recipient_{k}": recipient.get(k) for k in RECIPIENT_FIELDS}
+    flat |= {f"sender_{k}": (sender.get("address") or {}).get(k) for k in ADDRESS_FIELDS}
+    return flat
+
+
+class Progress:
+    """A progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, total: int, out: IO[str]) -> None:
+        self.total, self.out, self.done, self.drawn = total, out, 0, 0.0
+
+    def step(self) -> None:
+        self.done += 1
+        if time.monotonic() - self.drawn >= 0.1:
+            self.draw()
+
+    def draw(self) -> None:
+        self.drawn = time.monotonic()
+        share = self.done / self.total if self.total else 1.0
+        bar = "#" * int(share * 30)
+        self.out.write(f"\rexporting [{bar:30}] {share:4.0%} {self.done}/{self.total}")
+        self.out.flush()
+
+    def finish(self) -> None:
+        self.draw()
+        self.out.write("\n")
+
+
+@_domain_errors
+def cmd_export(args: argparse.Namespace) -> int:
+    async def go(conn: asyncpg.Connection) -> int:
+        merchant = await ra.merchant_id(conn, args.merchant)
+        bar = None
+        if sys.stderr.isatty():
+            bar = Progress(await ra.count_export(conn, merchant, args.status, args.since), sys.stderr)
+        write = _writer(args.format, sys.stdout)
+        n = 0
+        async with aclosing(ra.export_rows(conn, merchant, args.status, args.since)) as rows:
+            async for row in rows:
+                write(export_record(row), n)
+                n += 1
+                if bar:
+                    bar.step()
+        write(None, n)
+        if bar:
+            bar.finish()
+        return n
+
+    try:
+        n = with_db(args, go)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `| head`: stop quietly instead of failing again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise AdminError("output closed before the export finished; it is incomplete") from None
+    print(f"exported {n} {args.status} reservation(s) of {args.merchant}", file=sys.stderr)
+    return 0
+
+
+def _writer(fmt: str, out: IO[str]) -> Callable[[dict[str, Any] | None, int], None]:
+    """A row writer; called with None after the last row to close the document."""
+    if fmt == "json":
+
+        def json_row(rec: dict[str, Any] | None, n: int) -> None:
+            if rec is None:
+                out.write("\n]\n" if n else "[]\n")
+            else:
+                out.write(("[\n" if n == 0 else ",\n") + orjson.dumps(rec).decode())
+
+        return json_row
+    w = csv.DictWriter(out, EXPORT_COLUMNS, lineterminator="\n")
+    w.writeheader()
+
+    def csv_row(rec: dict[str, Any] | None, n: int) -> None:
+        if rec is not None:
+            w.writerow(export_flat(rec))
+
+    return csv_row
+
+
+# --- commands that change data ---------------------------------------------------------------------
+
+
+@_domain_errors
+def cmd_track(args: argparse.Namespace) -> int:
+    sid = _shipment_id(args.shipment_id)
+    what = f"{args.carrier} {args.tracking_id}" + (f" ({args.tracking_url})" if args.tracking_url else "")
+    if not args.yes:
+        d = with_db(args, lambda conn: ra.get(conn, sid))
+        if d.status != "confirmed":
+            raise AdminError(f"shipment {sid} is {d.status}; only confirmed reservations get tracking")
+        print(f"would add tracking {what} to shipment {sid} of {d.merchant}\n{DRY_RUN}")
+        return 0
+    who = actor()
+    created = with_db(
+        args, lambda conn: ra.add_tracking(conn, sid, args.carrier, args.tracking_id, args.tracking_url, who)
+    )
+    print(f"{'added' if created else 'updated'} tracking {what} on shipment {sid}")
+    return 0
+
+
+@_domain_errors
+def cmd_change(args: argparse.Namespace) -> int:
+    """``confirm`` and ``expire`` by hand (``args.change`` says which)."""
+    sid, target = _shipment_id(args.shipment_id), {"confirm": "confirmed", "expire": "expired"}[args.change]
+    if not args.yes:
+        d = with_db(args, lambda conn: ra.get(conn, sid))
+        print(
+            f"would {args.change} shipment {sid} of {d.merchant} (now {d.status}): {_effect(d.status, target)}"
+        )
+        print(f"reason: {args.reason}\n{DRY_RUN}")
+        return 0
+    who, apply = actor(), ra.confirm if args.change == "confirm" else ra.expire
+    change = with_db(args, lambda conn: apply(conn, sid, args.reason, who))
+    if change.changed:
+        late = " (late: it had expired)" if change.before == "expired" else ""
+        print(f"shipment {sid} {target}{late}; was {change.before}")
+    else:
+        print(f"shipment {sid} was already {target}; nothing changed")
+    return 0
+
+
+def _effect(status: str, target: str) -> str:
+    if status == target:
+        return "already done, nothing to change"
+    if target == "expired" and status == "confirmed":
+        raise AdminError("a confirmed reservation cannot expire")
+    return "logged as a late confirm" if status == "expired" else f"becomes {target}"
+
+
+@_domain_errors
+def cmd_sweep(args: argparse.Namespace) -> int:
+    cfg, who = config_of(args), actor()
+    ttl, keep_expired, keep_confirmed = cfg.reservation_ttl, cfg.retention_expired, cfg.retention_confirmed
+    if not args.yes:
+        due = with_db(args, lambda conn: ra.sweep_due(conn, ttl, keep_expired, keep_confirmed))
+        print(f"would expire {due.expire} reservation(s) unconfirmed for {ttl} s")
+        print(f"would erase personal data of {due.erase} reservation(s) past retention")
+        print(DRY_RUN)
+        return 0
+
+    async def go(conn: asyncpg.Connection) -> lifecycle.SweepResult:
+        return await lifecycle.sweep(
+            conn, reservation_ttl=ttl, retention_expired=keep_expired, retention_confirmed=keep_confirmed,
+            token_ttl=cfg.token_ttl, actor=who,
+        )  # fmt: skip
+
+    res = with_db(args, go)
+    print(f"expired {len(res.expired)} reservation(s)")
+    print(f"erased personal data of {len(res.erased)} reservation(s)")
+    print(f"forgot {res.nonces_pruned} old /auth nonce(s)")
+    return 0
+
+
+VERDICTS = {
+    "missing_reference": "no selected_shipping_option.tms_reference",
+    "unknown_reference": "unknown tms_reference",
+    "not_completed": "purchase not completed",
+    "duplicate": "repeats an earlier order's tms_reference",
+}
+
+
+@_domain_errors
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AdminError(f"cannot read {args.file}: {exc.strerror}") from None
+    orders = ra.parse_orders(text)
+
+    async def go(conn: asyncpg.Connection) -> tuple[list[ra.Match], list[ra.Change]]:
+        matches = await ra.reconcile(conn, orders, await _merchant(conn, args.merchant))
+        return matches, (await ra.apply_reconcile(conn, matches, actor()) if args.yes else [])
+
+    matches, changes = with_db(args, go)
+    print("\n".join(reconcile_lines(len(orders), matches, changes, args.yes)))
+    return 0
+
+
+def reconcile_lines(read: int, matches: list[ra.Match], changes: list[ra.Change], applied: bool) -> list[str]:
+    """The reconcile report: what was (or would be) confirmed, what needs nothing, what did not match."""
+    todo = [m for m in matches if m.verdict == "confirm"]
+    done = [m for m in matches if m.verdict == "confirmed"]
+    bad = [m for m in matches if m.verdict in VERDICTS]
+    out = [f"read {read} order(s)"]
+    out.append(f"{'confirmed' if applied else 'would confirm'} {len(todo)} reservation(s):")
+    out += [
+        f"  {m.shipment_id}  order {_order(m)}  was {m.status}{' (late)' * (m.status == 'expired')}"
+        for m in todo
+    ]
+    out.append(f"already confirmed: {len(done)}")
+    out += [f"  {m.shipment_id}  order {_order(m)}" for m in done]
+    out.append(f"not matched: {len(bad)}")
+    out += [f"  order {_order(m)}: {_why(m)}" for m in bad]
+    if not applied:
+        out.append(DRY_RUN)
+    elif len(changes) != len(todo) or not all(c.changed for c in changes):
+        out.append("note: some were confirmed meanwhile by someone else; nothing was done twice")
+    return out
+
+
+def _order(m: ra.Match) -> str:
+    return f"{m.order.order_id or '(no order_id)'} (#{m.order.position})"
+
+
+def _why(m: ra.Match) -> str:
+    if m.verdict == "unknown_reference":
+        return f"unknown tms_reference {m.order.reference!r}"
+    if m.verdict == "not_completed":
+        return f"status {m.order.status or '(none)'}: purchase not completed"
+    return VERDICTS[m.verdict]
