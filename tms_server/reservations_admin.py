@@ -273,13 +273,8 @@ async def _lock(conn: asyncpg.Connection, shipment_id: uuid.UUID) -> tuple[int, 
 async def confirm(conn: asyncpg.Connection, shipment_id: uuid.UUID, reason: str, actor: str) -> Change:
     """Confirm by hand (idempotent); confirming an expired reservation is logged as late."""
     async with conn.transaction():
-        merchant, before = await _lock(conn, shipment_id)
-        if before != "confirmed":
-            await conn.execute(shipments.CONFIRM, shipment_id)
-            await shipments.audit(
-                conn, actor, "confirmed", merchant, shipment_id,
-                late=before == "expired", previous=before, reason=reason,
-            )  # fmt: skip
+        merchant, _ = await _lock(conn, shipment_id)
+        before = await shipments.confirm(conn, merchant, shipment_id, actor, reason=reason)
     return Change(shipment_id, before, "confirmed")
 
 

@@ -163,7 +163,7 @@ async def view(conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUI
 
 
 async def confirm(
-    conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUID, actor: str = "kss"
+    conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUID, actor: str = "kss", **detail: Any
 ) -> str:
     """Mark confirmed (idempotent). Returns the status it had before ('confirmed' for a repeat)."""
     current = await conn.fetchrow(LOCK_BY_ID, shipment_id, merchant_id)
@@ -173,6 +173,13 @@ async def confirm(
     if before != "confirmed":
         await conn.execute(CONFIRM, shipment_id)
         await audit(
-            conn, actor, "confirmed", merchant_id, shipment_id, late=before == "expired", previous=before
+            conn,
+            actor,
+            "confirmed",
+            merchant_id,
+            shipment_id,
+            late=before == "expired",
+            previous=before,
+            **detail,
         )
     return before
