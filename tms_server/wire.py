@@ -143,19 +143,13 @@ class Address:
 
 
 @frozen
-class Recipient:
-    """The shopper receiving the parcel."""
+class Recipient(Address):
+    """The shopper receiving the parcel: an address plus who they are and how to reach them."""
 
     given_name: str | None = attrs.field(default=None, validator=_max_len(200))
     family_name: str | None = attrs.field(default=None, validator=_max_len(200))
     company_name: str | None = attrs.field(default=None, validator=_max_len(200))
     care_of: str | None = attrs.field(default=None, validator=_max_len(200))
-    street_address: str | None = attrs.field(default=None, validator=_max_len(500))
-    street_address2: str | None = attrs.field(default=None, validator=_max_len(500))
-    postal_code: str | None = attrs.field(default=None, validator=_max_len(64))
-    city: str | None = attrs.field(default=None, validator=_max_len(200))
-    region: str | None = attrs.field(default=None, validator=_max_len(200))
-    country: str | None = attrs.field(default=None, validator=_country)
     email: str | None = attrs.field(default=None, validator=_max_len(320))
     phone: str | None = attrs.field(default=None, validator=_max_len(64))
     customer_type: str | None = attrs.field(

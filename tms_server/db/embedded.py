@@ -160,13 +160,7 @@ class EmbeddedPostgres:
             pid = int(pidfile.read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return _alive(pid)
 
     def _ensure_database(self) -> None:
         res = subprocess.run(
