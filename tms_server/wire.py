@@ -386,10 +386,33 @@ def format_error(exc: BaseException) -> str:
 _CONVERTER = make_kss_converter()
 
 
+def find_nul(value: object, path: str = "") -> str | None:
+    """The path of the first string (key or value) holding a NUL character, which PostgreSQL cannot store."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            if "\x00" in k:
+                return where.replace("\x00", "\\u0000")
+            found = find_nul(v, where)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = find_nul(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def parse(payload: object, cls: type[T]) -> T:
     """Structure a decoded JSON body into ``cls``, or raise WireError naming the field."""
     if type(payload) is not dict:
         raise WireError(f"request body must be a JSON object, got {json_type_name(payload)}")
+    nul = find_nul(payload)
+    if nul:
+        raise WireError(f"{nul}: contains a NUL character (\\u0000), which is not allowed")
     try:
         return _CONVERTER.structure(payload, cls)
     except (ClassValidationError, IterableValidationError, ValueError, TypeError, KeyError) as exc:
