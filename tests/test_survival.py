@@ -1,0 +1,180 @@
+"""Resilience against a real server process: kill -9 mid-traffic, a database restart under load,
+slow clients and thousands of idle connections."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import resource
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.conftest import Merchant
+from tests.kss import options_request, shipment_request
+from tests.server_process import ServerProcess
+from tms_server import catalog_store, merchants
+from tms_server.catalog import example_catalog_text
+from tms_server.db.embedded import EmbeddedPostgres
+from tms_server.db.migrate import migrate
+
+
+async def _token(session: aiohttp.ClientSession, url: str, m: Merchant) -> dict[str, str]:
+    async with session.post(f"{url}/auth", json=m.auth_body()) as resp:
+        assert resp.status == 201, await resp.text()
+        return {"Authorization": f"Bearer {(await resp.json())['token']}"}
+
+
+async def _first_option(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    async with session.post(f"{url}/shippingoptions", json=options_request(), headers=headers) as resp:
+        assert resp.status == 200
+        options: list[dict[str, Any]] = (await resp.json())["shipping_options"]
+        return next(o for o in options if not o.get("timeslots"))
+
+
+async def _merchant(conn: asyncpg.Connection) -> Merchant:
+    key = merchants.generate_key()
+    await merchants.add(conn, "shop-a", key)
+    await catalog_store.load(conn, "shop-a", example_catalog_text(), loaded_by="test")
+    return Merchant("shop-a", key)
+
+
+async def test_kill_9_loses_no_acknowledged_reservation(dsn: str, conn: Any, tmp_path: Path) -> None:
+    """Every reservation answered 201 before a kill -9 is in the database, whole, with its audit line."""
+    m = await _merchant(conn)
+    server = ServerProcess(dsn, tmp_path / "server.log").start()
+    acked: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            headers = await _token(session, server.url, m)
+            option = await _first_option(session, server.url, headers)
+
+            async def reserve_forever() -> None:
+                while True:
+                    body = shipment_request(options_request(str(uuid.uuid4())), option)
+                    async with session.post(f"{server.url}/shipment", json=body, headers=headers) as resp:
+                        if resp.status == 201:
+                            acked.append((await resp.json())["shipment_id"])
+
+            workers = [asyncio.create_task(reserve_forever()) for _ in range(8)]
+            await asyncio.sleep(1.5)
+            server.kill()
+            results = await asyncio.gather(*workers, return_exceptions=True)
+            assert all(isinstance(r, aiohttp.ClientError) for r in results), results
+    finally:
+        server.kill()
+    assert len(acked) > 20, "the load should have made reservations before the kill"
+    rows = await conn.fetch(
+        """SELECT s.id::text AS id, s.carrier_product, s.selection, s.recipient,
+                  (SELECT count(*) FROM audit_log a WHERE a.shipment_id = s.id AND a.action = 'reserved') AS audits
+             FROM shipments s"""
+    )
+    stored = {r["id"]: r for r in rows}
+    assert set(acked) <= set(stored), "an acknowledged reservation is missing"
+    for r in rows:  # rows committed but not yet answered are fine; half-written ones are not
+        assert r["carrier_product"]["identifier"] and r["selection"]["option"] and r["recipient"]
+        assert r["audits"] == 1
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own, so stopping it disturbs no other test."""
+    pg = EmbeddedPostgres(tmp_path / "pg")
+    pg.acquire()
+    yield pg
+    pg.release()
+
+
+async def test_database_restart_under_load(own_cluster: EmbeddedPostgres, tmp_path: Path) -> None:
+    """While PostgreSQL is down: 503 with failure_reason on /auth and /shipment, options still 200;
+    afterwards the same server process recovers by itself."""
+    dsn = own_cluster.dsn()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        m = await _merchant(conn)
+    finally:
+        await conn.close()
+    server = ServerProcess(dsn, tmp_path / "server.log", TMS_DB_TIMEOUT="1").start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            headers = await _token(session, server.url, m)
+            option = await _first_option(session, server.url, headers)
+            own_cluster._pg_ctl("stop", "-m", "fast", "-w")
+
+            body = shipment_request(options_request(str(uuid.uuid4())), option)
+            async with session.post(f"{server.url}/shipment", json=body, headers=headers) as resp:
+                assert resp.status == 503
+                assert "database" in (await resp.json())["failure_reason"]
+            async with session.post(f"{server.url}/auth", json=m.auth_body()) as resp:
+                assert resp.status == 503 and "failure_reason" in await resp.json()
+            async with session.post(
+                f"{server.url}/shippingoptions", json=options_request(), headers=headers
+            ) as resp:
+                assert resp.status == 200 and (await resp.json())["shipping_options"]
+            async with session.get(f"{server.url}/readyz") as resp:
+                assert resp.status == 503
+
+            own_cluster.acquire()  # start it again
+            status, deadline = 0, time.monotonic() + 30
+            while status != 201 and time.monotonic() < deadline:
+                async with session.post(f"{server.url}/shipment", json=body, headers=headers) as resp:
+                    status = resp.status
+                await asyncio.sleep(0.2)
+            assert status == 201, "the server did not recover without a restart"
+            async with session.get(f"{server.url}/readyz") as resp:
+                assert resp.status == 200
+    finally:
+        assert server.stop() == 0
+
+
+def _raise_fd_limit(want: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(want, hard) if hard != resource.RLIM_INFINITY else want
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+async def test_idle_and_slow_clients_do_not_block_others(dsn: str, conn: Any, tmp_path: Path) -> None:
+    """1500 idle connections and a client trickling its body do not stop /healthz and /auth answering."""
+    m = await _merchant(conn)
+    limit = _raise_fd_limit(4096)
+    server = ServerProcess(dsn, tmp_path / "server.log").start()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(min(1500, limit - 200)):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            idle.append(s)
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        idle.append(slow)
+        slow.sendall(
+            b"POST /auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"
+        )
+        async with aiohttp.ClientSession() as session:
+            for _ in range(5):
+                async with session.get(
+                    f"{server.url}/healthz", timeout=aiohttp.ClientTimeout(total=5)
+                ) as resp:
+                    assert resp.status == 200
+                slow.sendall(b" ")
+            await _token(session, server.url, m)
+    finally:
+        for s in idle:
+            s.close()
+        assert server.stop() == 0
+
+
+def test_digest_helper_matches_protocol() -> None:
+    """The tests' own digest helper computes hex SHA-256 of nonce + key, as KSS does."""
+    assert (
+        Merchant("x", "smOOOth").auth_body("lRFUpqW7Xd")["secret"]["digest"]
+        == hashlib.sha256(b"lRFUpqW7XdsmOOOth").hexdigest()
+    )
