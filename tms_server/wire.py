@@ -307,13 +307,40 @@ def _strict(kind: type, name: str, also: tuple[type, ...] = ()) -> Callable[[obj
     return hook
 
 
-def make_kss_converter() -> cattrs.Converter:
-    """A converter for KSS payloads: strict types, unknown keys tolerated."""
-    conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
+def _is_optional_of(kind: type) -> Callable[[Any], bool]:
+    optional = kind | None
+
+    def predicate(t: Any) -> bool:
+        return bool(t == optional)
+
+    return predicate
+
+
+def _optional(inner: Callable[[object, type], Any]) -> Callable[[object, type], Any]:
+    def hook(value: object, t: type) -> Any:
+        return None if value is None else inner(value, t)
+
+    return hook
+
+
+def make_kss_converter(*, detailed: bool = True) -> cattrs.Converter:
+    """A converter for KSS payloads: strict types, unknown keys tolerated.
+
+    The fast one (``detailed=False``) parses valid bodies; when it fails, the detailed one runs
+    again on the same body only to name the field, so bad input costs twice and good input once."""
+    conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=detailed)
     conv.register_structure_hook(int, _strict(int, "integer"))
     conv.register_structure_hook(float, _strict(float, "number", also=(int,)))
     conv.register_structure_hook(str, _strict(str, "string"))
     conv.register_structure_hook(bool, _strict(bool, "boolean"))
+    for kind, name, also in (
+        (int, "integer", ()),
+        (str, "string", ()),
+        (bool, "boolean", ()),
+        (float, "number", (int,)),
+    ):
+        # Optional scalars are most fields: a direct hook skips cattrs' generic Optional dispatch.
+        conv.register_structure_hook_func(_is_optional_of(kind), _optional(_strict(kind, name, also)))
     conv.register_structure_hook_factory(attrs.has, lambda cl: _object_hook(conv, cl))
     conv.register_structure_hook_factory(_is_homogeneous_tuple, lambda cl: _array_hook(conv, cl))
     return conv
@@ -384,6 +411,7 @@ def format_error(exc: BaseException) -> str:
 
 
 _CONVERTER = make_kss_converter()
+_FAST = make_kss_converter(detailed=False)
 
 
 def find_nul(value: object, path: str = "") -> str | None:
@@ -410,10 +438,19 @@ def parse(payload: object, cls: type[T]) -> T:
     """Structure a decoded JSON body into ``cls``, or raise WireError naming the field."""
     if type(payload) is not dict:
         raise WireError(f"request body must be a JSON object, got {json_type_name(payload)}")
-    nul = find_nul(payload)
-    if nul:
-        raise WireError(f"{nul}: contains a NUL character (\\u0000), which is not allowed")
+    try:
+        return _FAST.structure(payload, cls)
+    except Exception:  # noqa: S110  # re-run below with detailed validation, only to name the field
+        pass
     try:
         return _CONVERTER.structure(payload, cls)
     except (ClassValidationError, IterableValidationError, ValueError, TypeError, KeyError) as exc:
         raise WireError(format_error(exc)) from None
+
+
+def check_nul(raw: bytes, payload: object) -> None:
+    """Refuse NUL characters, which PostgreSQL cannot store (JSON can only spell them \\u0000)."""
+    if b"\\u0000" in raw:
+        nul = find_nul(payload)
+        if nul:
+            raise WireError(f"{nul}: contains a NUL character (\\u0000), which is not allowed")

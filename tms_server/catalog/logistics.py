@@ -51,6 +51,38 @@ def recipient_tz(catalog: Catalog, country: str | None) -> str:
     return catalog.timezones.get(country) or _COUNTRY_TZ.get(country) or catalog.timezone
 
 
+class _Memo:
+    """A bounded cache for pure results that every shopper shares (the same promise, slots and
+    pickup points for everyone in a postal area within one minute). Keys hold ``id()`` of catalog
+    objects, so each value keeps its catalog object alive: an id is never reused while cached."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: dict[tuple[Any, ...], tuple[object, Any]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        hit = self.data.get(key)
+        return _MISS if hit is None else hit[1]
+
+    def put(self, key: tuple[Any, ...], owner: object, value: Any) -> Any:
+        if len(self.data) >= self.size:
+            self.data.clear()  # crude but bounded; a refill costs one evaluation per key
+        self.data[key] = (owner, value)
+        return value
+
+
+_MISS: Final = object()
+_SLOTS = _Memo(4096)
+_PROMISES = _Memo(4096)
+_POINTS = _Memo(16384)
+_LOCATION_JSON = _Memo(16384)
+
+
+def _minute(now: datetime) -> datetime:
+    """Catalog times are whole minutes, so every answer is the same within one minute."""
+    return now.replace(second=0, microsecond=0)
+
+
 @functools.lru_cache(maxsize=256)
 def country_calendar(country: str | None) -> calendar.BusinessCalendar:
     """The destination's holidays; a country the holidays library does not know has none."""
@@ -92,6 +124,15 @@ def pickup_points(catalog: Catalog, option: Option, facts: Facts) -> list[Locati
     """The option's pickup points for this recipient, nearest first, at most ``max_locations``."""
     if option.locations is None or facts.country is None or facts.postal_code is None:
         return []
+    key = (id(catalog), option.locations, option.max_locations, facts.country, facts.postal_code)
+    cached = _POINTS.get(key)
+    if cached is not _MISS:
+        return list(cached)
+    return list(_POINTS.put(key, catalog, tuple(_nearest(catalog, option, facts))))
+
+
+def _nearest(catalog: Catalog, option: Option, facts: Facts) -> list[Location]:
+    assert option.locations is not None and facts.country is not None and facts.postal_code is not None
     code = postal.compact(facts.postal_code)
     candidates = [loc for loc in catalog.location_lists[option.locations] if loc.country == facts.country]
     area = next((a for a in catalog.postal_areas.get(facts.country, ()) if code.startswith(a.prefix)), None)
@@ -132,7 +173,15 @@ def _operational_hours(hours: Hours) -> dict[str, Any]:
 
 
 def location_dict(loc: Location, price: int) -> dict[str, Any]:
-    """A KSS location object; ``price`` is the extra for this pickup point."""
+    """A KSS location object; ``price`` is the extra for this pickup point (shared: do not mutate)."""
+    key = (id(loc), price)
+    cached = _LOCATION_JSON.get(key)
+    if cached is not _MISS:
+        return dict(cached)
+    return dict(_LOCATION_JSON.put(key, loc, _location_json(loc, price)))
+
+
+def _location_json(loc: Location, price: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": loc.id,
         "name": loc.name,
@@ -172,15 +221,25 @@ class Slot:
         }
 
 
+@functools.lru_cache(maxsize=8192)
 def _z(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def timeslots(option: Option, facts: Facts, now: datetime, tz: str, *, horizon_days: int = 0) -> list[Slot]:
     """Every slot of the template on the next delivery days, expired ones included (callers filter)."""
-    template = option.timeslots
-    if template is None:
+    if option.timeslots is None:
         return []
+    key = (id(option), facts.country, tz, _minute(now), horizon_days)
+    cached = _SLOTS.get(key)
+    if cached is not _MISS:
+        return list(cached)
+    return list(_SLOTS.put(key, option, tuple(_generate_slots(option, facts, now, tz, horizon_days))))
+
+
+def _generate_slots(option: Option, facts: Facts, now: datetime, tz: str, horizon_days: int) -> list[Slot]:
+    template = option.timeslots
+    assert template is not None
     zone = ZoneInfo(tz)
     weekdays: Set[int] = option.delivery.weekdays if option.delivery else calendar.MON_TO_FRI
     today = now.astimezone(zone).date() - timedelta(days=horizon_days)
@@ -211,6 +270,18 @@ def delivery_time(catalog: Catalog, option: Option, facts: Facts, now: datetime)
     promise, warehouse = option.delivery, catalog.warehouse(facts.sender_id)
     if promise is None or warehouse is None:
         return None
+    key = (id(option), id(warehouse), id(catalog), facts.country, _minute(now))
+    cached = _PROMISES.get(key)
+    if cached is not _MISS:
+        return cached  # type: ignore[no-any-return]  # stored below as dict | None
+    return _PROMISES.put(key, (catalog, option), _promise(catalog, option, warehouse, facts, now))  # type: ignore[no-any-return]
+
+
+def _promise(
+    catalog: Catalog, option: Option, warehouse: Warehouse, facts: Facts, now: datetime
+) -> dict[str, Any] | None:
+    promise = option.delivery
+    assert promise is not None
     window = (promise.time_of_day.start, promise.time_of_day.end) if promise.time_of_day else None
     try:
         return calendar.compute_delivery_time(

@@ -41,9 +41,11 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise HttpError(400, "request body is empty; expected a JSON object")
     try:
-        return orjson.loads(raw)
+        payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+    wire.check_nul(raw, payload)
+    return payload
 
 
 async def authorize(request: web.Request) -> MerchantState:
