@@ -203,3 +203,19 @@ def test_digest_comparison_handles_non_ascii() -> None:
     good = hashlib.sha256(b"nk").hexdigest()
     assert auth.digest_matches("n", "k", good)
     assert not auth.digest_matches("n", "k", "é" * 64)
+
+
+def test_remembered_token_still_expires_and_dies_with_its_key() -> None:
+    """A token verified once is remembered, but not past its expiry or its signing key's removal."""
+    ring = auth.KeyRing(issuer="tms_server", audience="kss", ttl=60)
+    ring.update({"k1": b"s" * 64}, "k1")
+    token = ring.issue(7, "shop-a", now=time.time() - 59)  # expires in about a second
+    assert ring.verify(token).merchant_id == 7
+    time.sleep(2.2)
+    with pytest.raises(auth.InvalidToken):
+        ring.verify(token)
+    fresh = ring.issue(7, "shop-a")
+    assert ring.verify(fresh).identifier == "shop-a"
+    ring.update({"k2": b"t" * 64}, "k2")
+    with pytest.raises(auth.InvalidToken):
+        ring.verify(fresh)

@@ -22,6 +22,7 @@ from attrs import frozen
 
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 1
+VERIFIED_CACHE_SIZE = 20_000
 
 # Compared against when the identifier is unknown, so both failures cost the same work.
 _DUMMY_KEY = secrets.token_hex(32)
@@ -93,6 +94,7 @@ class KeyRing:
         self.ttl = ttl
         self._keys: dict[str, bytes] = {}
         self._current: str | None = None
+        self._verified: dict[str, tuple[TokenClaims, str]] = {}
 
     def update(self, keys: Mapping[str, bytes], current: str | None) -> None:
         """Replace the known keys (called by the refresher)."""
@@ -139,7 +141,23 @@ class KeyRing:
         return kid
 
     def verify(self, token: str) -> TokenClaims:
-        """The claims of a valid token; anything else raises InvalidToken."""
+        """The claims of a valid token; anything else raises InvalidToken.
+
+        KSS sends the same token on every call until it expires, so a token that verified once is
+        remembered (with its key id and expiry) instead of being decoded again each time."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            claims, kid = hit
+            if kid in self._keys and time.time() <= claims.expires_at + LEEWAY_SECONDS:
+                return claims
+            del self._verified[token]
+        claims, kid = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (claims, kid)
+        return claims
+
+    def _verify(self, token: str) -> tuple[TokenClaims, str]:
         kid = self.kid_of(token)
         key = self._keys.get(kid)
         if key is None:
@@ -159,7 +177,7 @@ class KeyRing:
         mid, sub = claims.get("mid"), claims.get("sub")
         if type(mid) is not int or not isinstance(sub, str):
             raise InvalidToken("bad claims")
-        return TokenClaims(merchant_id=mid, identifier=sub, expires_at=int(claims["exp"]))
+        return TokenClaims(merchant_id=mid, identifier=sub, expires_at=int(claims["exp"])), kid
 
 
 async def load_signing_keys(conn: asyncpg.Connection, token_ttl: int) -> tuple[dict[str, bytes], str | None]:

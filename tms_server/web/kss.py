@@ -58,9 +58,14 @@ async def authorize(request: web.Request) -> MerchantState:
     runtime, db = request.app[keys.RUNTIME], request.app[keys.DB]
     metrics = request.app[keys.METRICS]
     try:
-        if not runtime.keyring.knows(runtime.keyring.kid_of(token)):
-            await runtime.refresh_soon(db)  # a key rotated by another process moments ago
-        claims = runtime.keyring.verify(token)
+        try:
+            claims = runtime.keyring.verify(token)
+        except auth.InvalidToken:
+            if runtime.keyring.knows(runtime.keyring.kid_of(token)):
+                raise
+            # Signed with a key another process created moments ago: reload keys, try once more.
+            await runtime.refresh_soon(db)
+            claims = runtime.keyring.verify(token)
     except auth.InvalidToken:
         metrics.auth_failures.labels("token").inc()
         raise unauthorized() from None
