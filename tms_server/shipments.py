@@ -1,7 +1,7 @@
 """Reservations (KSS "shipments"): reserve, update, read and confirm, one per merchant and session.
 
-Every function here runs inside the caller's transaction, so a 2xx is only answered after the
-commit. Races between concurrent POSTs for one session are settled by the database's unique
+Every function here runs inside the caller's transaction (``reserve`` is a single statement and
+needs none), so a 2xx is only answered after the commit. Races between concurrent POSTs for one session are settled by the database's unique
 constraint (``INSERT ... ON CONFLICT``), never by Python locks.
 """
 
@@ -16,7 +16,10 @@ from attrs import frozen
 
 STATUSES = ("reserved", "confirmed", "expired")
 
+# One statement, so one round trip and atomic even outside a transaction: the upsert, its audit
+# line, and the shipment as KSS reads it (tracking rows are older than this statement).
 UPSERT = """
+WITH up AS (
 INSERT INTO shipments AS s (merchant_id, session_id, option_id, carrier, carrier_product, selection,
                             request, recipient, price, currency)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -27,7 +30,16 @@ ON CONFLICT (merchant_id, session_id) DO UPDATE SET
     currency = EXCLUDED.currency, status = 'reserved', expired_at = NULL, erased_at = NULL,
     updated_at = now()
  WHERE s.status <> 'confirmed'
-RETURNING id, (xmax = 0) AS created
+RETURNING id, merchant_id, status, carrier, carrier_product, additional_info, (xmax = 0) AS created
+), audit AS (
+INSERT INTO audit_log (actor, action, merchant_id, shipment_id, detail)
+SELECT 'kss', CASE WHEN created THEN 'reserved' ELSE 'updated' END, merchant_id, id, $11 FROM up
+)
+SELECT up.*, coalesce((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                    'carrier', t.carrier, 'tracking_id', t.tracking_id, 'tracking_url', t.tracking_url))
+                  ORDER BY t.id)
+                   FROM tracking t WHERE t.shipment_id = up.id), '[]'::jsonb) AS tracking
+  FROM up
 """
 ID_BY_SESSION = "SELECT id FROM shipments WHERE merchant_id = $1 AND session_id = $2"
 LOCK_BY_ID = "SELECT session_id, status FROM shipments WHERE id = $1 AND merchant_id = $2 FOR UPDATE"
@@ -126,13 +138,12 @@ async def audit(
 
 async def reserve(conn: asyncpg.Connection, merchant_id: int, res: Reservation) -> tuple[ShipmentView, bool]:
     """POST: create or update the session's reservation. Returns (view, created)."""
-    row = await conn.fetchrow(UPSERT, merchant_id, res.session_id, *res.params())
+    detail = {"option_id": res.option_id, "via": "POST"}
+    row = await conn.fetchrow(UPSERT, merchant_id, res.session_id, *res.params(), detail)
     if row is None:
         sid = await conn.fetchval(ID_BY_SESSION, merchant_id, res.session_id)
         raise ShipmentRefused(f"shipment {sid} for this session_id is already confirmed and cannot change")
-    action = "reserved" if row["created"] else "updated"
-    await audit(conn, "kss", action, merchant_id, row["id"], option_id=res.option_id, via="POST")
-    return await view(conn, merchant_id, row["id"]), bool(row["created"])
+    return _view(row), bool(row["created"])
 
 
 async def update(
@@ -156,6 +167,10 @@ async def view(conn: asyncpg.Connection, merchant_id: int, shipment_id: uuid.UUI
     row = await conn.fetchrow(VIEW, shipment_id, merchant_id)
     if row is None:
         raise ShipmentNotFound(str(shipment_id))
+    return _view(row)
+
+
+def _view(row: asyncpg.Record) -> ShipmentView:
     return ShipmentView(
         shipment_id=row["id"], status=row["status"], carrier=row["carrier"],
         carrier_product=row["carrier_product"], tracking=row["tracking"], additional_info=row["additional_info"],

@@ -150,7 +150,7 @@ async def post_shipment(request: web.Request) -> web.Response:
     """POST /shipment: reserve (or update) the session's reservation; 201 after the commit."""
     merchant = await authorize(request)
     res = await _reservation(request, merchant)
-    async with request.app[keys.DB].transaction() as conn:
+    async with request.app[keys.DB].connection() as conn:  # one statement: committed when it returns
         view, created = await shipments.reserve(conn, merchant.merchant_id, res)
     log.info(
         "reservation %s", "created" if created else "updated", extra={"shipment_id": str(view.shipment_id)}
