@@ -69,7 +69,16 @@ def _serve(config: Config, dsn: str, reuse_port: bool) -> None:
 def _supervise(config: Config, dsn: str) -> int:
     """Run ``config.workers`` server processes on one port (SO_REUSEPORT); restart any that die."""
     env = dict(os.environ, TMS_DATABASE_URL=dsn, TMS_WORKERS="1", TMS_AUTO_MIGRATE="0")
-    cmd = [sys.executable, "-m", "tms_server.server", "--host", config.host, "--port", str(config.port), "--reuse-port"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tms_server.server",
+        "--host",
+        config.host,
+        "--port",
+        str(config.port),
+        "--reuse-port",
+    ]
     children = [subprocess.Popen(cmd, env=env) for _ in range(config.workers)]  # noqa: S603
     stopping = False
 

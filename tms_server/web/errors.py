@@ -48,9 +48,7 @@ def unauthorized(reason: str = "invalid or expired token") -> HttpError:
     return HttpError(401, reason, {"WWW-Authenticate": 'Bearer realm="tms_server"'})
 
 
-def json_response(
-    body: object, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response serialised with orjson."""
     return web.Response(
         body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
@@ -83,7 +81,9 @@ def _from_exception(exc: Exception, request: web.Request, rid: str) -> web.Respo
         return failure(413, f"request body too large (limit {request.app[keys.CONFIG].max_body} bytes)")
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
-        return failure(405, f"method {request.method} not allowed here (allowed: {allowed})", {"Allow": allowed})
+        return failure(
+            405, f"method {request.method} not allowed here (allowed: {allowed})", {"Allow": allowed}
+        )
     if isinstance(exc, web.HTTPNotFound):
         return failure(404, "not found")
     if isinstance(exc, web.HTTPException):

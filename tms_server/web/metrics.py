@@ -14,16 +14,29 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "tms_http_requests", "HTTP requests by endpoint and status", ["method", "endpoint", "status"], registry=r
+            "tms_http_requests",
+            "HTTP requests by endpoint and status",
+            ["method", "endpoint", "status"],
+            registry=r,
         )
         self.latency = Histogram(
-            "tms_http_request_seconds", "HTTP request latency", ["method", "endpoint"], buckets=_BUCKETS, registry=r
+            "tms_http_request_seconds",
+            "HTTP request latency",
+            ["method", "endpoint"],
+            buckets=_BUCKETS,
+            registry=r,
         )
-        self.auth_failures = Counter("tms_auth_failures", "Refused /auth requests and tokens", ["kind"], registry=r)
-        self.reservations = Gauge("tms_reservations", "Reservations by state (last sweep)", ["status"], registry=r)
+        self.auth_failures = Counter(
+            "tms_auth_failures", "Refused /auth requests and tokens", ["kind"], registry=r
+        )
+        self.reservations = Gauge(
+            "tms_reservations", "Reservations by state (last sweep)", ["status"], registry=r
+        )
         self.sweeps = Counter("tms_sweep_runs", "Expiry/retention sweeps run", ["result"], registry=r)
         self.sweep_seconds = Histogram("tms_sweep_seconds", "Sweep duration", buckets=_BUCKETS, registry=r)
-        self.swept = Counter("tms_swept_reservations", "Reservations changed by sweeps", ["action"], registry=r)
+        self.swept = Counter(
+            "tms_swept_reservations", "Reservations changed by sweeps", ["action"], registry=r
+        )
         self.pool = Gauge("tms_db_pool_connections", "Database pool connections", ["state"], registry=r)
         self.db_up = Gauge("tms_db_up", "1 when the last database call succeeded", registry=r)
         self.catalogs = Gauge("tms_catalogs_loaded", "Merchants with a compiled catalog", registry=r)
