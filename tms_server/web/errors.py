@@ -77,6 +77,10 @@ def _from_exception(exc: Exception, request: web.Request, rid: str) -> web.Respo
     if isinstance(exc, DatabaseUnavailable):
         log.warning("database unavailable: %s", exc)
         return failure(503, "service temporarily unavailable: database unreachable", {"Retry-After": "1"})
+    if isinstance(exc, ConnectionError):
+        # The client went away mid-request (e.g. while sending its body): nobody reads this answer.
+        log.info("client connection lost: %s", type(exc).__name__)
+        return failure(400, "connection lost while reading the request")
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return failure(413, f"request body too large (limit {request.app[keys.CONFIG].max_body} bytes)")
     if isinstance(exc, web.HTTPMethodNotAllowed):
