@@ -6,7 +6,12 @@ import copy
 import uuid
 from typing import Any
 
-from tests.conftest import load_fixture
+import aiohttp
+import asyncpg
+
+from tests.conftest import Merchant, load_fixture
+from tms_server import catalog_store, merchants
+from tms_server.catalog import example_catalog_text
 
 
 def options_request(session_id: str | None = None) -> dict[str, Any]:
@@ -49,3 +54,26 @@ def shipment_request(options_body: dict[str, Any], option: dict[str, Any], **kw:
 def new_session() -> str:
     """A fresh KSS session id."""
     return str(uuid.uuid4())
+
+
+async def token(session: aiohttp.ClientSession, url: str, m: Merchant) -> dict[str, str]:
+    """Authorization headers for ``m`` from a running server at ``url``."""
+    async with session.post(f"{url}/auth", json=m.auth_body()) as resp:
+        assert resp.status == 201, await resp.text()
+        return {"Authorization": f"Bearer {(await resp.json())['token']}"}
+
+
+async def first_option(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The first offered option without timeslots for the reference request."""
+    async with session.post(f"{url}/shippingoptions", json=options_request(), headers=headers) as resp:
+        assert resp.status == 200
+        options: list[dict[str, Any]] = (await resp.json())["shipping_options"]
+        return next(o for o in options if not o.get("timeslots"))
+
+
+async def merchant_with_catalog(conn: asyncpg.Connection) -> Merchant:
+    """Merchant shop-a with the example catalog, created directly in the database."""
+    key = merchants.generate_key()
+    await merchants.add(conn, "shop-a", key)
+    await catalog_store.load(conn, "shop-a", example_catalog_text(), loaded_by="test")
+    return Merchant("shop-a", key)

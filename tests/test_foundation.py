@@ -16,9 +16,9 @@ import aiohttp
 import asyncpg
 import pytest
 
+from tests import kss
 from tests.kss import new_session, options_request, shipment_request
 from tests.server_process import ServerProcess, free_port
-from tests.test_survival import _first_option, _merchant, _token
 from tms_server.config import ConfigError, from_env
 from tms_server.db.embedded import EmbeddedPostgres
 from tms_server.db.migrate import applied, migrate, migrations
@@ -135,12 +135,12 @@ def test_embedded_cluster_is_shared_and_stopped_by_its_last_user(tmp_path: Path)
 
 async def test_sigterm_lets_an_in_flight_request_finish(dsn: str, conn: Any, tmp_path: Path) -> None:
     """A reservation still being written when SIGTERM comes is answered 201 before the server exits 0."""
-    m = await _merchant(conn)
+    m = await kss.merchant_with_catalog(conn)
     server = ServerProcess(dsn, tmp_path / "log").start()
     assert server.proc is not None
     async with aiohttp.ClientSession() as session:
-        headers = await _token(session, server.url, m)
-        option = await _first_option(session, server.url, headers)
+        headers = await kss.token(session, server.url, m)
+        option = await kss.first_option(session, server.url, headers)
         body = shipment_request(options_request(new_session()), option)
         async with session.post(f"{server.url}/shipment", json=body, headers=headers) as resp:
             assert resp.status == 201

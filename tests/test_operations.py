@@ -18,10 +18,10 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import kss
 from tests.conftest import token_for
 from tests.kss import new_session, options_request, shipment_request
 from tests.server_process import ServerProcess, free_port
-from tests.test_survival import _merchant
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ async def test_request_id_is_echoed_or_made(client: Any) -> None:
 async def test_json_logs_carry_context_and_no_secrets(dsn: str, conn: Any, tmp_path: Path) -> None:
     """A whole KSS flow logs JSON lines with request id, merchant and session, and none of the key,
     token, digest, nonce or the recipient's personal data."""
-    m = await _merchant(conn)
+    m = await kss.merchant_with_catalog(conn)
     log = tmp_path / "server.log"
     server = ServerProcess(dsn, log, TMS_LOG_LEVEL="INFO").start()
     nonce = "nonce-" + new_session()

@@ -17,44 +17,23 @@ import aiohttp
 import asyncpg
 import pytest
 
+from tests import kss
 from tests.conftest import Merchant
 from tests.kss import options_request, shipment_request
 from tests.server_process import ServerProcess
-from tms_server import catalog_store, merchants
-from tms_server.catalog import example_catalog_text
 from tms_server.db.embedded import EmbeddedPostgres
 from tms_server.db.migrate import migrate
 
 
-async def _token(session: aiohttp.ClientSession, url: str, m: Merchant) -> dict[str, str]:
-    async with session.post(f"{url}/auth", json=m.auth_body()) as resp:
-        assert resp.status == 201, await resp.text()
-        return {"Authorization": f"Bearer {(await resp.json())['token']}"}
-
-
-async def _first_option(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> dict[str, Any]:
-    async with session.post(f"{url}/shippingoptions", json=options_request(), headers=headers) as resp:
-        assert resp.status == 200
-        options: list[dict[str, Any]] = (await resp.json())["shipping_options"]
-        return next(o for o in options if not o.get("timeslots"))
-
-
-async def _merchant(conn: asyncpg.Connection) -> Merchant:
-    key = merchants.generate_key()
-    await merchants.add(conn, "shop-a", key)
-    await catalog_store.load(conn, "shop-a", example_catalog_text(), loaded_by="test")
-    return Merchant("shop-a", key)
-
-
 async def test_kill_9_loses_no_acknowledged_reservation(dsn: str, conn: Any, tmp_path: Path) -> None:
     """Every reservation answered 201 before a kill -9 is in the database, whole, with its audit line."""
-    m = await _merchant(conn)
+    m = await kss.merchant_with_catalog(conn)
     server = ServerProcess(dsn, tmp_path / "server.log").start()
     acked: list[str] = []
     try:
         async with aiohttp.ClientSession() as session:
-            headers = await _token(session, server.url, m)
-            option = await _first_option(session, server.url, headers)
+            headers = await kss.token(session, server.url, m)
+            option = await kss.first_option(session, server.url, headers)
 
             async def reserve_forever() -> None:
                 while True:
@@ -99,14 +78,14 @@ async def test_database_restart_under_load(own_cluster: EmbeddedPostgres, tmp_pa
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
-        m = await _merchant(conn)
+        m = await kss.merchant_with_catalog(conn)
     finally:
         await conn.close()
     server = ServerProcess(dsn, tmp_path / "server.log", TMS_DB_TIMEOUT="1").start()
     try:
         async with aiohttp.ClientSession() as session:
-            headers = await _token(session, server.url, m)
-            option = await _first_option(session, server.url, headers)
+            headers = await kss.token(session, server.url, m)
+            option = await kss.first_option(session, server.url, headers)
             own_cluster._pg_ctl("stop", "-m", "fast", "-w")
 
             body = shipment_request(options_request(str(uuid.uuid4())), option)
@@ -145,7 +124,7 @@ def _raise_fd_limit(want: int) -> int:
 
 async def test_idle_and_slow_clients_do_not_block_others(dsn: str, conn: Any, tmp_path: Path) -> None:
     """1500 idle connections and a client trickling its body do not stop /healthz and /auth answering."""
-    m = await _merchant(conn)
+    m = await kss.merchant_with_catalog(conn)
     limit = _raise_fd_limit(4096)
     server = ServerProcess(dsn, tmp_path / "server.log").start()
     idle: list[socket.socket] = []
@@ -165,7 +144,7 @@ async def test_idle_and_slow_clients_do_not_block_others(dsn: str, conn: Any, tm
                 ) as resp:
                     assert resp.status == 200
                 slow.sendall(b" ")
-            await _token(session, server.url, m)
+            await kss.token(session, server.url, m)
     finally:
         for s in idle:
             s.close()
