@@ -73,3 +73,4 @@ async def test_debug_log_carries_the_explain_trace(
     assert resp.status == 200
     traces = [r.explain for r in caplog.records if hasattr(r, "explain")]
     assert traces and "HIDDEN" in traces[0] and "OFFERED" in traces[0]
+    assert "111 34" not in traces[0] and "postal code withheld" in traces[0]

@@ -44,8 +44,9 @@ class Explanation:
     options: tuple[OptionTrace, ...]
 
 
-def _facts_lines(catalog: Catalog, facts: Facts, now: datetime) -> tuple[str, ...]:
-    place = f"{facts.country or '?'} {facts.postal_code or '(postal code unknown)'}"
+def _facts_lines(catalog: Catalog, facts: Facts, now: datetime, redact: bool) -> tuple[str, ...]:
+    code = "(postal code withheld)" if redact and facts.postal_code else facts.postal_code
+    place = f"{facts.country or '?'} {code or '(postal code unknown)'}"
     weight = "unknown" if facts.total_weight is None else f"{facts.total_weight} g"
     return (
         f"catalog {catalog.version_label!r} (sha256 {catalog.digest[:12]}), "
@@ -72,9 +73,14 @@ def _notes(catalog: Catalog, outcome: Outcome, facts: Facts, now: datetime, loca
 
 
 def explain(
-    catalog: Catalog, req: wire.ShippingOptionsRequest | wire.ShipmentRequest, *, now: datetime
+    catalog: Catalog,
+    req: wire.ShippingOptionsRequest | wire.ShipmentRequest,
+    *,
+    now: datetime,
+    redact: bool = False,
 ) -> Explanation:
-    """Trace the engine's decision for every option of ``catalog``."""
+    """Trace the engine's decision for every option of ``catalog``; ``redact`` leaves the
+    recipient's postal code out (for logs, where no part of an address belongs)."""
     facts, outcomes = evaluate_options(catalog, req, now)
     locale = req.locale or "en"
     traces = tuple(
@@ -89,7 +95,7 @@ def explain(
         )
         for o in outcomes
     )
-    return Explanation(_facts_lines(catalog, facts, now), facts.preview, traces)
+    return Explanation(_facts_lines(catalog, facts, now, redact), facts.preview, traces)
 
 
 def format_explanation(e: Explanation) -> str:

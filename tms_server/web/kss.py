@@ -111,7 +111,7 @@ async def post_shipping_options(request: web.Request) -> web.Response:
         # The operator's "why": the same trace as `tms-admin catalog explain`, only at DEBUG level.
         log.debug(
             "options explained",
-            extra={"explain": format_explanation(explain(merchant.catalog, req, now=now))},
+            extra={"explain": format_explanation(explain(merchant.catalog, req, now=now, redact=True))},
         )
     return json_response({"shipping_options": options})
 
