@@ -61,7 +61,8 @@ def cmd_example(args: argparse.Namespace) -> int:
 
 def _load(path: Path) -> Catalog | None:
     try:
-        return parse_catalog(path.read_text(encoding="utf-8"), source=str(path))
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        return parse_catalog(text, source=str(path))
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
     except CatalogError as exc:
