@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import FIXTURES, TABLES
 from tests.test_lifecycle import BULK, RECIPIENT, age, reservation
 from tms_server import merchants, shipments
-from tms_server.admin import reservations_cmd
+from tms_server.admin import label_export, reservations_cmd
 from tms_server.admin.common import AdminError
 
 T = TypeVar("T")
@@ -244,7 +244,7 @@ def test_export_csv_label_fields(seeded: Seeded, capsys: pytest.CaptureFixture[s
     )
     rows = list(csv.DictReader(io.StringIO(out)))
     assert status == 0 and err == "exported 1 confirmed reservation(s) of nordljus\n"
-    assert list(rows[0]) == reservations_cmd.EXPORT_COLUMNS
+    assert list(rows[0]) == label_export.EXPORT_COLUMNS
     r = rows[0]
     assert (r["shipment_id"], r["product_identifier"], r["addon_identifiers"]) == (
         str(seeded.confirmed),

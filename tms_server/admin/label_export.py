@@ -1,0 +1,124 @@
+"""Label export: what a label-printing step needs about each reservation, as CSV or JSON, streamed.
+
+``tms-admin reservations export`` feeds rows from a server-side cursor through ``writer``; nothing
+is held in memory but the current row.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import orjson
+
+from tms_server import reservations_admin as ra
+
+__all__ = ["EXPORT_COLUMNS", "Progress", "export_flat", "export_record", "iso", "writer"]
+
+
+def iso(moment: datetime | None) -> str:
+    """A moment in UTC ISO 8601, to the second (empty for None)."""
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+EXPORT_COLUMNS = [
+    "shipment_id", "merchant", "session_id", "status", "since", "order_id", "option_id", "carrier",
+    "product_identifier", "product_name", "addon_identifiers", "addon_texts", "total_weight",
+    "location_id", "location_name", "location_street_address", "location_postal_code", "location_city",
+    "location_country", "timeslot_id", "timeslot_start", "timeslot_end",
+    "recipient_given_name", "recipient_family_name", "recipient_company_name", "recipient_care_of",
+    "recipient_street_address", "recipient_street_address2", "recipient_postal_code", "recipient_city",
+    "recipient_region", "recipient_country", "recipient_email", "recipient_phone",
+    "sender_id", "sender_street_address", "sender_street_address2", "sender_postal_code", "sender_city",
+    "sender_region", "sender_country", "price", "currency",
+]  # fmt: skip
+RECIPIENT_FIELDS = ["given_name", "family_name", "company_name", "care_of", "street_address",
+                    "street_address2", "postal_code", "city", "region", "country", "email", "phone"]  # fmt: skip
+ADDRESS_FIELDS = ["street_address", "street_address2", "postal_code", "city", "region", "country"]
+LOCATION_FIELDS = ["street_address", "postal_code", "city", "country"]
+
+
+def export_record(r: ra.ExportRow) -> dict[str, Any]:
+    """One export row as nested JSON (``--format json``)."""
+    sel, req = r.selection, r.request
+    order = req.get("order") or {}
+    return {
+        "shipment_id": str(r.shipment_id), "merchant": r.merchant, "session_id": r.session_id,
+        "status": r.status, "since": iso(r.status_at), "order_id": order.get("id"), "option_id": r.option_id,
+        "carrier": r.carrier, "carrier_product": dict(r.carrier_product), "addons": sel.get("addons") or [],
+        "total_weight": order.get("total_weight"), "location": sel.get("location"),
+        "timeslot": sel.get("timeslot"), "recipient": r.recipient, "sender": req.get("sender"),
+        "price": r.price, "currency": r.currency,
+    }  # fmt: skip
+
+
+def export_flat(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """One export record as a CSV row (one column per label field)."""
+    product, addons = rec["carrier_product"], rec["addons"]
+    loc = rec["location"] or {}
+    slot = rec["timeslot"] or {}
+    recipient = rec["recipient"] or {}
+    sender = rec["sender"] or {}
+    flat = {k: rec[k] for k in ("shipment_id", "merchant", "session_id", "status", "since", "order_id",
+                                "option_id", "carrier", "total_weight", "price", "currency")}  # fmt: skip
+    flat |= {
+        "product_identifier": product.get("identifier"), "product_name": product.get("name"),
+        "addon_identifiers": ";".join(product.get("addon_identifiers") or []),
+        "addon_texts": " | ".join(f"{a.get('code') or a.get('id')}: {a['text']}" for a in addons if a.get("text")),
+        "location_id": loc.get("id"), "location_name": loc.get("name"),
+        "timeslot_id": slot.get("id"), "timeslot_start": slot.get("start"), "timeslot_end": slot.get("end"),
+        "sender_id": sender.get("sender_id"),
+    }  # fmt: skip
+    flat |= {f"location_{k}": (loc.get("address") or {}).get(k) for k in LOCATION_FIELDS}
+    flat |= {f"recipient_{k}": recipient.get(k) for k in RECIPIENT_FIELDS}
+    flat |= {f"sender_{k}": (sender.get("address") or {}).get(k) for k in ADDRESS_FIELDS}
+    return flat
+
+
+class Progress:
+    """A progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, total: int, out: IO[str]) -> None:
+        self.total, self.out, self.done, self.drawn = total, out, 0, 0.0
+
+    def step(self) -> None:
+        self.done += 1
+        if time.monotonic() - self.drawn >= 0.1:
+            self.draw()
+
+    def draw(self) -> None:
+        self.drawn = time.monotonic()
+        share = self.done / self.total if self.total else 1.0
+        bar = "#" * int(share * 30)
+        self.out.write(f"\rexporting [{bar:30}] {share:4.0%} {self.done}/{self.total}")
+        self.out.flush()
+
+    def finish(self) -> None:
+        self.draw()
+        self.out.write("\n")
+
+
+def writer(fmt: str, out: IO[str]) -> Callable[[dict[str, Any] | None, int], None]:
+    """A row writer; called with None after the last row to close the document."""
+    if fmt == "json":
+
+        def json_row(rec: dict[str, Any] | None, n: int) -> None:
+            if rec is None:
+                out.write("\n]\n" if n else "[]\n")
+            else:
+                out.write(("[\n" if n == 0 else ",\n") + orjson.dumps(rec).decode())
+
+        return json_row
+    w = csv.DictWriter(out, EXPORT_COLUMNS, lineterminator="\n")
+    w.writeheader()
+
+    def csv_row(rec: dict[str, Any] | None, n: int) -> None:
+        if rec is not None:
+            w.writerow(export_flat(rec))
+
+    return csv_row
