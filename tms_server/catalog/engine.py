@@ -12,7 +12,7 @@ Pure and in memory: no I/O, no clock (``now`` is an argument).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +53,7 @@ class Outcome:
     locations: tuple[Location, ...] = ()
     slots: tuple[Slot, ...] = ()
     delivery_time: dict[str, Any] | None = None
+    location_times: Mapping[str, dict[str, Any] | None] = attrs.field(factory=dict)
 
 
 def request_facts(catalog: Catalog, req: Request, now: datetime) -> Facts:
@@ -86,7 +87,8 @@ def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Out
         )
     price = price_of(table, facts, facts.currency)
     promise = delivery_time(catalog, option, facts, now)
-    return Outcome(option, True, "offered", "all conditions hold", price, points, slots, promise)
+    own = {p.id: delivery_time(catalog, option, facts, now, p) for p in points if p.lead_days is not None}
+    return Outcome(option, True, "offered", "all conditions hold", price, points, slots, promise, own)
 
 
 def _sort_key(outcome: Outcome) -> tuple[bool, int, int, str]:
@@ -144,9 +146,20 @@ def option_dict(outcome: Outcome, facts: Facts) -> dict[str, Any]:
     if o.addons:
         out["addons"] = _addons(outcome, facts.currency)
     if outcome.locations and not facts.preview:
-        out["locations"] = [location_dict(loc, table.locations.get(loc.id, 0)) for loc in outcome.locations]
+        out["locations"] = [
+            _location(outcome, loc, table.locations.get(loc.id, 0), facts) for loc in outcome.locations
+        ]
     if outcome.slots and not facts.preview:
         out["timeslots"] = [s.as_json(table.timeslots.get(s.template, 0)) for s in outcome.slots]
+    return out
+
+
+def _location(outcome: Outcome, loc: Location, price: int, facts: Facts) -> dict[str, Any]:
+    """A pickup point with its promise: the option's, or its own when it has lead days."""
+    out = location_dict(loc, price)
+    promise = outcome.location_times.get(loc.id, outcome.delivery_time)
+    if promise:
+        out["delivery_time"] = promise
     return out
 
 

@@ -17,11 +17,21 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+import attrs
 from attrs import frozen
 
 from tms_server import calendar, postal
 from tms_server.catalog.conditions import Facts
-from tms_server.catalog.model import WEEKDAYS, Catalog, Hours, Location, Option, TimeWindow, Warehouse
+from tms_server.catalog.model import (
+    WEEKDAYS,
+    Catalog,
+    Hours,
+    Location,
+    Option,
+    Promise,
+    TimeWindow,
+    Warehouse,
+)
 
 __all__ = ["Slot", "delivery_time", "location_dict", "pickup_points", "recipient_tz", "timeslots"]
 
@@ -265,23 +275,30 @@ def _generate_slots(option: Option, facts: Facts, now: datetime, tz: str, horizo
 SLOT_ID: Final = re.compile(r"^(?P<template>[A-Za-z0-9_]+)-(?P<day>\d{4}-\d{2}-\d{2})-(?P<start>\d{4})$")
 
 
-def delivery_time(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> dict[str, Any] | None:
-    """The option's KSS delivery_time, or None when it has no promise or no warehouse."""
+def delivery_time(
+    catalog: Catalog, option: Option, facts: Facts, now: datetime, location: Location | None = None
+) -> dict[str, Any] | None:
+    """The option's KSS delivery_time (or a pickup point's, when it has lead days of its own), or
+    None when there is no promise or no warehouse."""
     promise, warehouse = option.delivery, catalog.warehouse(facts.sender_id)
     if promise is None or warehouse is None:
         return None
-    key = (id(option), id(warehouse), id(catalog), facts.country, _minute(now))
+    own = location is not None and location.lead_days is not None
+    key = (id(option), id(location) if own else None, id(warehouse), id(catalog), facts.country, _minute(now))
     cached = _PROMISES.get(key)
     if cached is not _MISS:
         return cached  # type: ignore[no-any-return]  # stored below as dict | None
-    return _PROMISES.put(key, (catalog, option), _promise(catalog, option, warehouse, facts, now))  # type: ignore[no-any-return]
+    if own:
+        assert location is not None and location.lead_days is not None
+        lead_min, lead_max = location.lead_days
+        promise = attrs.evolve(promise, lead_days_min=lead_min, lead_days_max=lead_max)
+    value = _promise(catalog, promise, warehouse, facts, now)
+    return _PROMISES.put(key, (catalog, option, location), value)  # type: ignore[no-any-return]
 
 
 def _promise(
-    catalog: Catalog, option: Option, warehouse: Warehouse, facts: Facts, now: datetime
+    catalog: Catalog, promise: Promise, warehouse: Warehouse, facts: Facts, now: datetime
 ) -> dict[str, Any] | None:
-    promise = option.delivery
-    assert promise is not None
     window = (promise.time_of_day.start, promise.time_of_day.end) if promise.time_of_day else None
     try:
         return calendar.compute_delivery_time(

@@ -165,6 +165,8 @@ class Location:
     lat: float | None
     lng: float | None
     hours: Hours
+    # Lead days of this pickup point when they differ from its option's (e.g. a remote locker).
+    lead_days: tuple[int, int] | None = None
 
 
 @frozen

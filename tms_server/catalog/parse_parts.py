@@ -196,6 +196,7 @@ def read_location(t: Table) -> Location | None:
         lat=lat,
         lng=lng,
         hours=_hours(t.table("hours")),
+        lead_days=_lead_days(t, required=False),
     )
     t.done()
     return location
@@ -262,14 +263,21 @@ def read_timeslots(t: Table) -> TimeslotTemplate | None:
     return TimeslotTemplate(days, slots) if days and slots else None
 
 
-def read_promise(t: Table) -> Promise | None:
+def _lead_days(t: Table, *, required: bool) -> tuple[int, int] | None:
     lead: Any = t.array("lead_days")
+    if lead is None and not required:
+        return None
     if not (isinstance(lead, list) and len(lead) == 2 and all(type(v) is int and 0 <= v <= 60 for v in lead)):
         t.error("lead_days", "expected [min, max] delivery days after dispatch, e.g. [1, 2]")
-        lead = None
-    elif lead[1] < lead[0]:
+        return None
+    if lead[1] < lead[0]:
         t.error("lead_days", f"max must not be below min, got {lead}")
-        lead = None
+        return None
+    return lead[0], lead[1]
+
+
+def read_promise(t: Table) -> Promise | None:
+    lead = _lead_days(t, required=True)
     weekdays = t.mapped("weekdays", weekday)
     if weekdays == ():
         t.error("weekdays", "expected at least one delivery weekday")
