@@ -30,14 +30,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TABLES = "audit_log, tracking, shipments, auth_nonces, signing_keys, merchant_keys, catalogs, merchants"
 
 
+async def recreate_database(admin_dsn: str, name: str) -> None:
+    """Drop (whoever is connected) and create the database ``name`` on ``admin_dsn``'s server."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
 async def _create_and_migrate(admin_dsn: str, dsn: str, dbname: str | None) -> None:
     if dbname:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{dbname}"')
-        finally:
-            await conn.close()
+        await recreate_database(admin_dsn, dbname)
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)

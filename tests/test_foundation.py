@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from tests import kss
+from tests.conftest import recreate_database
 from tests.kss import new_session, options_request, shipment_request
 from tests.server_process import ServerProcess, free_port
 from tms_server.config import ConfigError, from_env
@@ -63,12 +64,7 @@ def test_bad_config_stops_the_server_with_a_clear_message() -> None:
 
 
 async def _fresh_database(dsn: str, name: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    await recreate_database(dsn, name)
     return (
         dsn.replace("/tms_test?", f"/{name}?") if "/tms_test?" in dsn else dsn.rsplit("/", 1)[0] + f"/{name}"
     )
