@@ -4,6 +4,7 @@ slow clients and thousands of idle connections."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import resource
 import socket
@@ -86,7 +87,24 @@ async def test_database_restart_under_load(own_cluster: EmbeddedPostgres, tmp_pa
         async with aiohttp.ClientSession() as session:
             headers = await kss.token(session, server.url, m)
             option = await kss.first_option(session, server.url, headers)
+            seen: dict[str, set[int]] = {"options": set(), "shipment": set()}
+
+            async def background_load() -> None:
+                """KSS traffic throughout the outage: options and new reservations, back to back."""
+                while True:
+                    async with session.post(
+                        f"{server.url}/shippingoptions", json=options_request(), headers=headers
+                    ) as resp:
+                        seen["options"].add(resp.status)
+                    new = shipment_request(options_request(str(uuid.uuid4())), option)
+                    async with session.post(f"{server.url}/shipment", json=new, headers=headers) as resp:
+                        seen["shipment"].add(resp.status)
+                        assert "failure_reason" in await resp.json() or resp.status == 201
+
+            load = asyncio.create_task(background_load())
+            await asyncio.sleep(0.5)
             own_cluster._pg_ctl("stop", "-m", "fast", "-w")
+            await asyncio.sleep(1.0)
 
             body = shipment_request(options_request(str(uuid.uuid4())), option)
             async with session.post(f"{server.url}/shipment", json=body, headers=headers) as resp:
@@ -110,6 +128,12 @@ async def test_database_restart_under_load(own_cluster: EmbeddedPostgres, tmp_pa
             assert status == 201, "the server did not recover without a restart"
             async with session.get(f"{server.url}/readyz") as resp:
                 assert resp.status == 200
+            await asyncio.sleep(0.5)
+            load.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await load
+            assert seen["options"] == {200}, seen  # answered from memory all along
+            assert seen["shipment"] == {201, 503}, seen  # never a 500, never a hang
     finally:
         assert server.stop() == 0
 
