@@ -1,5 +1,9 @@
 """Load generation and measurement for scripts/bench: a keep-alive HTTP/1.1 client on raw asyncio
-streams (saturating or paced), wrk when installed, and small statistics helpers."""
+streams (saturating, or paced at a fixed rate), wrk when installed, and small statistics helpers.
+
+Every run is bounded: it stops at its duration (a paced run that cannot keep up stops at twice that
+and counts what it never sent), and wrk gets a hard timeout.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BodyFactory = Callable[[int], bytes]
+RequestFactory = Callable[[int], bytes]
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Result:
     statuses: dict[int, int] = field(default_factory=dict)
     p50_ms: float | None = None
     p99_ms: float | None = None
+    tool: str = "asyncio"
 
     @property
     def rps(self) -> float:
@@ -45,37 +50,40 @@ class Result:
 
 
 def request_bytes(method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    """One HTTP/1.1 request with a body."""
+    """One HTTP/1.1 keep-alive request with a body."""
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def _read_response(reader: asyncio.StreamReader) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
-    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-    body = await reader.readexactly(int(m.group(1))) if m else b""
-    return status, body
+    m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    if m is None:
+        raise ValueError("response without Content-Length")
+    await reader.readexactly(int(m.group(1)))
+    return status
 
 
 async def run_load(
     name: str,
     port: int,
-    make_request: Callable[[int], bytes],
+    make_request: RequestFactory,
     *,
     connections: int,
     duration: float,
     rate: float | None = None,
     expect: int = 200,
 ) -> Result:
-    """Drive ``make_request(i)`` at the server: as fast as possible, or paced at ``rate`` per second
-    (latency then counts from the scheduled send time, so a stall is not hidden)."""
+    """Drive ``make_request(i)`` at 127.0.0.1:``port``: as fast as possible, or paced at ``rate``
+    requests/s in total. Paced latency counts from the scheduled send time, so a stall that delays
+    later sends shows up in their latency instead of being hidden (no coordinated omission)."""
     result = Result(name)
     counter = iter(range(10**12))
     start = time.perf_counter()
     stop_at = start + duration
-    hard_stop = stop_at + duration  # an overloaded paced run stops too; what it could not send is counted
+    hard_stop = stop_at + duration
     interval = connections / rate if rate else 0.0
 
     async def worker(k: int) -> None:
@@ -84,7 +92,7 @@ async def run_load(
         except OSError:
             result.errors += 1
             return
-        next_send = start + (k * interval / connections if rate else 0.0)
+        next_send = start + k * interval / connections
         try:
             while True:
                 if rate:
@@ -95,17 +103,17 @@ async def run_load(
                 else:
                     scheduled = time.perf_counter()
                 if scheduled >= stop_at or time.perf_counter() > hard_stop:
-                    if scheduled < stop_at:
-                        result.missed += 1 + int((stop_at - scheduled) / interval)  # never sent: overload
+                    if scheduled < stop_at:  # overloaded: these were never sent
+                        result.missed += 1 + int((stop_at - scheduled) / interval)
                     break
                 writer.write(make_request(next(counter)))
-                status, _ = await _read_response(reader)
+                status = await _read_response(reader)
                 result.latencies.append(time.perf_counter() - scheduled)
                 result.requests += 1
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 if status != expect:
                     result.errors += 1
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             result.errors += 1
         finally:
             writer.close()
@@ -116,51 +124,91 @@ async def run_load(
 
 
 def wrk_available() -> bool:
-    """Whether Debian's wrk is installed."""
+    """Whether wrk (Debian's package) is installed."""
     return shutil.which("wrk") is not None
 
 
+def _lua_string(data: bytes) -> str:
+    text = data.decode()
+    level = 1
+    while f"]{'=' * level}]" in text:
+        level += 1
+    return f"[{'=' * level}[{text}]{'=' * level}]"
+
+
+SEQ = b"@SEQ@"
+
+
+def wrk_script(headers: dict[str, str], bodies: Sequence[bytes], tag: str = "") -> str:
+    """A wrk Lua script that POSTs ``bodies`` in turn; ``@SEQ@`` in a body becomes ``tag`` and a
+    request counter, so every request can carry a value never sent before (a session id)."""
+    hdrs = "".join(
+        f"wrk.headers[ {_lua_string(k.encode())} ] = {_lua_string(v.encode())}\n" for k, v in headers.items()
+    )
+    parts = [b.split(SEQ, 1) if SEQ in b else [b, b""] for b in bodies]
+    pre = ",\n".join(_lua_string(p[0]) for p in parts)
+    post = ",\n".join(_lua_string(p[1]) for p in parts)
+    seq = SEQ in bodies[0]
+    piece = f'pre[i] .. "{tag}" .. count .. post[i]' if seq else "pre[i]"
+    return (
+        f'wrk.method = "POST"\n{hdrs}local pre = {{\n{pre}\n}}\nlocal post = {{\n{post}\n}}\n'
+        "local count = 0\nrequest = function()\n  count = count + 1\n  local i = count % #pre + 1\n"
+        f"  return wrk.format(nil, nil, nil, {piece})\nend\n"
+    )
+
+
 def run_wrk(
-    name: str, url: str, body: bytes, headers: dict[str, str], *, connections: int, duration: float
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    bodies: Sequence[bytes],
+    *,
+    connections: int,
+    duration: float,
+    tag: str = "",
 ) -> Result:
-    """A saturating POST run with wrk (1 thread, so the server keeps the other core)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        body_file = Path(tmp) / "body.json"
-        body_file.write_bytes(body)
+    """A saturating POST run with wrk, one thread (the load generator gets one core)."""
+    with tempfile.TemporaryDirectory(prefix="tms-bench-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
-        hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
-        script.write_text(
-            f'wrk.method = "POST"\nlocal f = io.open("{body_file}", "rb")\nwrk.body = f:read("*all")\nf:close()\n{hdrs}'
-        )
+        script.write_text(wrk_script(headers, bodies, tag))
+        secs = max(1, round(duration))
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency", "-s", str(script), url],
-            capture_output=True, text=True, timeout=duration + 60, check=True,
+            ["wrk", "-t1", f"-c{connections}", f"-d{secs}s", "--timeout", "5s", "--latency", "-s", str(script), url],
+            capture_output=True, text=True, timeout=secs + 60, check=True,
         )  # fmt: skip
-    return parse_wrk(name, out.stdout, duration)
+    return parse_wrk(name, out.stdout)
 
 
 def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if m is None:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
 
 
-def parse_wrk(name: str, text: str, duration: float) -> Result:
-    """Requests/s, p50/p99 and errors (socket errors and non-2xx) from wrk --latency output."""
-    res = Result(name, seconds=duration)
-    res.requests = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
-    res.seconds = res.requests / float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    res.p50_ms = _ms(re.search(r"\s50%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
-    res.p99_ms = _ms(re.search(r"\s99%\s+(\S+)", text).group(1))  # type: ignore[union-attr]
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+def _find(pattern: str, text: str) -> str:
+    m = re.search(pattern, text)
+    if m is None:
+        raise ValueError(f"wrk output without {pattern!r}:\n{text}")
+    return m.group(1)
+
+
+def parse_wrk(name: str, text: str) -> Result:
+    """Requests/s, p50/p99 and errors (socket errors and non-2xx answers) from ``wrk --latency``."""
+    res = Result(name, tool="wrk")
+    res.requests = int(_find(r"(\d+) requests in", text))
+    rps = float(_find(r"Requests/sec:\s+([\d.]+)", text))
+    res.seconds = res.requests / rps if rps else 0.0
+    res.p50_ms = _ms(_find(r"\s50%\s+(\S+)", text))
+    res.p99_ms = _ms(_find(r"\s99%\s+(\S+)", text))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    res.errors = (sum(int(g) for g in socket_errors.groups()) if socket_errors else 0) + (
-        int(non2xx.group(1)) if non2xx else 0
-    )
+    res.errors = (sum(int(g) for g in sock.groups()) if sock else 0) + (int(non2xx.group(1)) if non2xx else 0)
     return res
 
 
-def median(values: list[float]) -> float:
-    """The median of a non-empty list."""
+def median(values: Sequence[float]) -> float:
+    """The median of a non-empty sequence."""
     data = sorted(values)
     mid = len(data) // 2
     return data[mid] if len(data) % 2 else (data[mid - 1] + data[mid]) / 2
