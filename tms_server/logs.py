@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 merchant: contextvars.ContextVar[str | None] = contextvars.ContextVar("merchant", default=None)
@@ -29,6 +30,21 @@ class ContextFilter(logging.Filter):
         record.request_id = request_id.get()
         record.merchant = merchant.get()
         record.session = session.get()
+        return True
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse at ERROR, with a traceback and the offending bytes,
+    which can be a whole ``Authorization`` header. A client's malformed request is not our error:
+    keep the fact and the error type, drop the bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = "malformed HTTP request refused: %s (status %s)"
+            record.args = (type(exc).__name__, exc.code)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
 
@@ -84,3 +100,6 @@ def setup(log_format: str = "auto", level: str = "INFO") -> None:
     root.setLevel(level)
     # aiohttp's access log duplicates our request log line.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())

@@ -24,10 +24,15 @@ from tms_server.config import Config, ConfigError, from_env
 from tms_server.db import DatabaseUnavailable, database_url, open_database
 from tms_server.db.embedded import EmbeddedError
 from tms_server.db.migrate import SchemaBehind, migrate
+from tms_server.web import keys
 
 log = logging.getLogger("tms_server.server")
 
-SHUTDOWN_TIMEOUT = 15.0
+# On SIGTERM: stop accepting, give requests in flight up to DRAIN_TIMEOUT to finish, then close
+# the remaining (idle) connections, waiting at most CLOSE_TIMEOUT. The supervisor waits for both.
+DRAIN_TIMEOUT = 15.0
+CLOSE_TIMEOUT = 5.0
+SHUTDOWN_TIMEOUT = DRAIN_TIMEOUT + CLOSE_TIMEOUT
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -58,12 +63,38 @@ async def _prepare(config: Config, dsn: str, *, run_migrations: bool, with_demo:
 
 
 def _serve(config: Config, dsn: str, reuse_port: bool) -> None:
-    app = create_app(config, dsn)
-    log.info("serving on http://%s:%d (pid %d)", config.host, config.port, os.getpid())
-    web.run_app(
-        app, host=config.host, port=config.port, reuse_port=reuse_port or None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT, print=None, access_log=None, handle_signals=True,
-    )  # fmt: skip
+    asyncio.run(_run(create_app(config, dsn), config, reuse_port))
+
+
+async def _run(app: web.Application, config: Config, reuse_port: bool) -> None:
+    """Serve until SIGINT/SIGTERM, then drain.
+
+    Not ``web.run_app``: its shutdown marks every connection closing before waiting for handlers,
+    and a closing connection ignores incoming bytes (aio-libs/aiohttp#2298), so a request whose body
+    was still arriving at SIGTERM hung until the timeout and lost its answer. Here the listener
+    closes first, requests in flight finish with their whole bodies, and only then does aiohttp
+    close what is left."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port or None)
+        await site.start()
+        log.info("serving on http://%s:%d (pid %d)", config.host, config.port, os.getpid())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await site.stop()
+        metrics = app[keys.METRICS]
+        log.info("shutting down: %d request(s) in flight", metrics.in_progress)
+        deadline = loop.time() + DRAIN_TIMEOUT
+        await asyncio.sleep(0.05)  # requests whose headers arrived with the signal get to start
+        # Polling, not an Event: the count lives in the middleware, which should not know about shutdown.
+        while metrics.in_progress and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
 
 
 def _supervise(config: Config, dsn: str) -> int:

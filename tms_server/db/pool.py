@@ -32,6 +32,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # Refusals when (re)connecting: the database was dropped or is being restored (3D000), our
+    # credentials are refused mid-rotation (28000/28P01). Not our bug, and KSS should retry: 503.
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    # A failed-over primary that came back as a standby refuses writes until traffic moves (25006).
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 
 

@@ -40,6 +40,11 @@ class Metrics:
         self.pool = Gauge("tms_db_pool_connections", "Database pool connections", ["state"], registry=r)
         self.db_up = Gauge("tms_db_up", "1 when the last database call succeeded", registry=r)
         self.catalogs = Gauge("tms_catalogs_loaded", "Merchants with a compiled catalog", registry=r)
+        # Requests being handled now (bodies still arriving included); shutdown drains it to zero.
+        self.in_progress = 0
+        Gauge("tms_http_requests_in_progress", "HTTP requests being handled", registry=r).set_function(
+            lambda: self.in_progress
+        )
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         """Record one request."""

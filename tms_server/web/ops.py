@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
@@ -10,6 +11,8 @@ from tms_server.db import DatabaseUnavailable
 from tms_server.db.migrate import pending
 from tms_server.web import keys
 from tms_server.web.errors import json_response
+
+log = logging.getLogger("tms_server.ops")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -25,6 +28,9 @@ async def readyz(request: web.Request) -> web.Response:
             todo = await pending(conn)
     except (DatabaseUnavailable, TimeoutError):
         return json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    except Exception as exc:  # a probe answers "not ready" for any database failure, never a 500
+        log.warning("readiness check failed: %s", type(exc).__name__)
+        return json_response({"status": "unavailable", "database": "error"}, status=503)
     if todo:
         return json_response({"status": "unavailable", "database": "schema behind"}, status=503)
     runtime = request.app[keys.RUNTIME]
