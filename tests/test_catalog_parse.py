@@ -37,8 +37,9 @@ def line_of(text: str, needle: str, nth: int = 1) -> int:
 
 
 def errors(text: str) -> list[str]:
+    """The errors of ``text`` checked as ``catalog check`` does, with no imported networks."""
     with pytest.raises(CatalogError) as err:
-        parse_catalog(text)
+        parse_catalog(text, networks={})
     assert str(err.value) == "\n".join(err.value.errors)
     assert isinstance(err.value, ValueError)
     return err.value.errors

@@ -177,12 +177,22 @@ CONDITION_CASES = [
     ("total_weight_max = 1999", {}, False),
     ("total_weight_min = 2001", {}, False),
     ("total_weight_max = 1000", {"order__total_weight": None}, False),  # falls back to the lines: 2 x 1000
-    ("parcel_weight_max = 1000", {}, True),
-    ("parcel_weight_max = 999", {}, False),
+    # One parcel: the shipment's weight (2 x 1000 g), not one unit's, is compared.
+    ("parcel_weight_max = 2000", {}, True),
+    ("parcel_weight_max = 1999", {}, False),
+    ("parcel_weight_max = 1000", {}, False),
     ("line_weight_max = 2000", {}, True),
     ("line_weight_max = 1999", {}, False),
-    ("parcel_dimensions_max = [5000, 5000, 5000]", {}, True),
+    # Two 5 m cubes: each fits a 5 m box, but not both in one (volume).
+    ("parcel_dimensions_max = [5000, 5000, 5000]", {}, False),
+    ("parcel_dimensions_max = [10000, 5000, 5000]", {}, True),
     ("parcel_dimensions_max = [1200, 600, 600]", {}, False),
+    ("parcel_dimensions_max = [600, 400, 400]", {"line__dimensions": None}, True),  # unknown size: allowed
+    ('parcel_dimensions_max = [600, 400, 400]\nunknown_dimensions = "refuse"', {"line__dimensions": None}, False),
+    ('unknown_dimensions = "refuse"', {}, True),
+    ("physical_goods = true", {}, True),
+    ("physical_goods = false", {}, False),
+    ("physical_goods = false", {"order__lines": []}, True),  # no lines: unknown, passes
     (
         "parcel_dimensions_max = [600, 400, 400]",
         {"line__dimensions": {"height": 100, "width": 550, "length": 300}},

@@ -49,14 +49,14 @@ def test_explain_text_for_the_example_request() -> None:
     assert "    delivery: Levereras om 1-2 arbetsdagar, om du beställer före 14:00" in lines
     assert "-- instabox-locker 'Instabox Paketskåp': HIDDEN" in lines
     assert (
-        "    decided by: when.parcel_dimensions_max: parcel 5000x5000x5000 mm exceeds 600x400x400 mm" in lines
+        "    decided by: when.parcel_dimensions_max: unit 5000x5000x5000 mm does not fit 600x400x400 mm in any orientation" in lines
     )
     assert "    decided by: when.customer_types: customer type person is not one of organization" in lines
     assert "    decided by: fallback: other options are offered" in lines
     bulky = lines[lines.index("-- dhl-freight-bulky 'DHL Frakt (skrymmande gods)': HIDDEN") + 1]
     assert bulky == (
         "    decided by: when[0].line_tags: line tags have none of bulky; "
-        "when[1].total_weight_min: total weight (g) 2000 outside 35001.."
+        "when[1].total_weight_min: shipment weight (g) 2000 outside 35001.."
     )
 
 
@@ -108,7 +108,7 @@ def test_cmd_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     path = tmp_path / "shop.toml"
     path.write_text(example_catalog_text(), encoding="utf-8")
     assert main(["check", str(path)]) == 0
-    assert capsys.readouterr().out.startswith(f"{path}: OK, 'nordljus 2026-11', 9 options, sha256 ")
+    assert capsys.readouterr().out.startswith(f"{path}: OK, 'nordljus 2026-11', 10 options, sha256 ")
 
 
 def test_cmd_check_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,10 +40,12 @@ import holidays
 __all__ = [
     "MON_TO_FRI",
     "BusinessCalendar",
+    "arrival_day",
     "compute_delivery_time",
     "delivery_days",
     "dispatch_day",
     "is_delivery_day",
+    "latest_dispatch",
     "require_aware",
     "shopper_business_days",
     "zone_info",
@@ -193,6 +195,34 @@ def dispatch_day(
     raise ValueError("cutoffs: no dispatch day within the search limit: check the warehouse calendar")
 
 
+def latest_dispatch(
+    *,
+    day: date,
+    lead: int,
+    warehouse_tz: str | ZoneInfo,
+    cutoffs: Mapping[int, time],
+    warehouse_calendar: BusinessCalendar,
+    carrier_delivery_weekdays: Set[int],
+    carrier_calendar: BusinessCalendar,
+    search_days: int = 31,
+) -> datetime | None:
+    """The cutoff instant (UTC) of the last dispatch day from which a parcel arrives by ``day``.
+
+    A parcel dispatched on day X arrives on ``arrival_day(X, lead)``; the latest X whose arrival is
+    on or before ``day`` decides until when an order can still make it. None when no dispatch day
+    within ``search_days`` before ``day`` reaches it (the day cannot be reached at all)."""
+    _check_cutoffs(cutoffs)
+    zone = zone_info(warehouse_tz, "warehouse_tz")
+    for back in range(search_days + 1):
+        dispatch = day - timedelta(days=back)
+        cutoff = cutoffs.get(dispatch.weekday())
+        if cutoff is None or not warehouse_calendar.is_business_day(dispatch):
+            continue
+        if arrival_day(dispatch, lead, carrier_delivery_weekdays, carrier_calendar) <= day:
+            return _instant(dispatch, cutoff, zone)
+    return None
+
+
 def shopper_business_days(*, today: date, day: date, calendar: BusinessCalendar) -> int:
     """Business days the shopper waits from ``today`` to ``day``; ``day`` itself always counts."""
     if day <= today:
@@ -215,8 +245,12 @@ def compute_delivery_time(
     form: Literal["interval", "dates"],
     recipient_tz: str | ZoneInfo,
     time_of_day: tuple[time, time] | None = None,
+    not_before: date | None = None,
 ) -> dict[str, Any]:
-    """A KSS ``delivery_time`` object for an order placed ``now`` (see the module docstring)."""
+    """A KSS ``delivery_time`` object for an order placed ``now`` (see the module docstring).
+
+    ``not_before`` moves the earliest delivery day later (never earlier): a timeslot option's
+    promise starts on its first bookable slot's day, so the promise and the slots agree."""
     _check_promise(lead_days_min, lead_days_max, form, carrier_delivery_weekdays, time_of_day)
     recipient_zone = zone_info(recipient_tz, "recipient_tz")
     warehouse_zone = zone_info(warehouse_tz, "warehouse_tz")
@@ -224,9 +258,11 @@ def compute_delivery_time(
         now=now, warehouse_tz=warehouse_zone, cutoffs=cutoffs, warehouse_calendar=warehouse_calendar
     )
     first, last = (
-        _lead_day(dispatch, lead, carrier_delivery_weekdays, carrier_calendar)
+        arrival_day(dispatch, lead, carrier_delivery_weekdays, carrier_calendar)
         for lead in (lead_days_min, lead_days_max)
     )
+    if not_before is not None and not_before > first:
+        first, last = not_before, max(last, not_before)
     if form == "interval":
         result = _interval(now, recipient_zone, carrier_calendar, first, last)
     else:
@@ -239,8 +275,10 @@ def compute_delivery_time(
     return result
 
 
-def _lead_day(dispatch: date, lead: int, weekdays: Set[int], calendar: BusinessCalendar) -> date:
-    """The ``lead``-th delivery day after dispatch; with lead 0 the first one on or after it."""
+def arrival_day(dispatch: date, lead: int, weekdays: Set[int], calendar: BusinessCalendar) -> date:
+    """The ``lead``-th delivery day after ``dispatch``; with lead 0 the first one on or after it.
+
+    ``weekdays`` are the carrier's delivery weekdays (0 = Monday), ``calendar`` the destination's."""
     start = dispatch if lead == 0 else dispatch + timedelta(days=1)
     days = delivery_days(
         start=start, count=max(lead, 1), carrier_delivery_weekdays=weekdays, carrier_calendar=calendar

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from attrs import frozen
@@ -86,20 +86,61 @@ class LineAttributes:
     tags: tuple[str, ...] = ()
 
 
+# Klarna's order line types (Klarna payments/checkout API, ``order_lines[].type``). Any other string is
+# accepted too: Klarna adds types over time, and refusing one would stop the checkout.
+PHYSICAL: Final = "physical"
+LINE_TYPES: Final = (
+    PHYSICAL, "discount", "shipping_fee", "sales_tax", "digital", "gift_card", "store_credit", "surcharge",
+)  # fmt: skip
+# Lines that are not goods to ship. A line without a type, or of a type we do not know, is physical:
+# the capacity checks then err on the side of a parcel that fits.
+NOT_SHIPPED: Final = frozenset(LINE_TYPES) - {PHYSICAL}
+# Lines whose amounts may be negative: they reduce the order. Unknown types may be such lines too.
+_REDUCING: Final = frozenset({"discount", "gift_card", "store_credit"})
+_NON_NEGATIVE_AMOUNTS: Final = frozenset(LINE_TYPES) - _REDUCING
+
+
+def _line_amounts(line: OrderLine) -> None:
+    """Money may be negative only on lines that reduce the order (or of a type we do not know)."""
+    kind = line.type if line.type is not None else PHYSICAL
+    if kind not in _NON_NEGATIVE_AMOUNTS:
+        return
+    for attribute in attrs.fields(OrderLine):
+        if attribute.name in _LINE_MONEY:
+            value = getattr(line, attribute.name)
+            if value is not None and value < 0:
+                raise FieldError(attribute, f"must not be negative on a {kind} line, got {value}")
+
+
+_LINE_MONEY: Final = (
+    "unit_price", "total_price_including_tax", "total_discount_amount", "total_tax_amount",
+)  # fmt: skip
+
+
 @frozen
 class OrderLine:
-    """One order line; amounts in minor units, tax_rate with two implied decimals."""
+    """One order line; amounts in minor units (negative only on discount, gift_card and store_credit
+    lines, or on a type we do not know), tax_rate with two implied decimals. ``type`` is Klarna's
+    order line type (``LINE_TYPES``); absent means physical."""
 
     quantity: int = attrs.field(validator=_non_negative)
     reference: str | None = None
     name: str | None = None
-    type: str | None = None
-    unit_price: int | None = _money
-    total_price_including_tax: int | None = _money
-    total_discount_amount: int | None = _money
-    total_tax_amount: int | None = _money
+    type: str | None = attrs.field(default=None, validator=_max_len(64))
+    unit_price: int | None = None
+    total_price_including_tax: int | None = None
+    total_discount_amount: int | None = None
+    total_tax_amount: int | None = None
     tax_rate: int | None = _money
     attributes: LineAttributes | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _line_amounts(self)
+
+    @property
+    def physical(self) -> bool:
+        """Goods that travel in the parcel: a physical line, a line without type, or an unknown type."""
+        return self.type not in NOT_SHIPPED
 
 
 @frozen

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from attrs import frozen
 
 from tms_server import postal, wire
-from tms_server.catalog.model import WEEKDAYS, Conditions, PostalPattern
+from tms_server.catalog.model import WEEKDAYS, Conditions, OrderTotalExcludes, PostalPattern
 
-__all__ = ["TIMING", "Facts", "Failure", "evaluate", "facts_of"]
+__all__ = ["TIMING", "Facts", "Failure", "Unit", "evaluate", "facts_of"]
 
 # Conditions on the clock: an option hidden only by these has passed its cutoff.
 TIMING: Final = frozenset({"weekdays", "local_time"})
@@ -27,15 +27,35 @@ Answer = tuple[bool | None, str]
 
 
 @frozen
+class Unit:
+    """One kind of physical unit in the cart: its sorted dimensions (mm, largest first) and count."""
+
+    dims: tuple[int, int, int]
+    quantity: int
+
+    @property
+    def volume(self) -> int:
+        """Cubic millimetres of all ``quantity`` units."""
+        return self.dims[0] * self.dims[1] * self.dims[2] * self.quantity
+
+
+@frozen
 class Facts:
-    """What the rules look at, extracted once per request."""
+    """What the rules look at, extracted once per request.
+
+    The shipment is one parcel holding the physical lines (see ``wire.OrderLine.physical``):
+    ``total_weight`` is its weight in grams (None when no physical line has a weight),
+    ``units`` its units of known size, ``unknown_dimensions`` how many physical lines carry no
+    complete size, ``physical`` whether there is anything to ship at all (None: the cart has no
+    lines, so nobody knows). ``order_total`` is the amount rules compare, in minor units: the
+    order's ``total_amount`` less the lines the catalog's ``order_total_excludes`` leaves out.
+    """
 
     currency: str
     order_total: int
     total_weight: int | None
-    unit_weights: tuple[int, ...]
     line_weights: tuple[int, ...]
-    dimensions: tuple[tuple[int, int, int], ...]
+    units: tuple[Unit, ...]
     order_tags: frozenset[str]
     line_tags: frozenset[str]
     weekday: int
@@ -44,6 +64,8 @@ class Facts:
     postal_code: str | None = None  # national display form, only when valid for the country
     customer_type: str | None = None
     sender_id: str | None = None
+    unknown_dimensions: int = 0
+    physical: bool | None = None
 
     @property
     def preview(self) -> bool:
@@ -54,42 +76,69 @@ class Facts:
         return None if self.postal_code is None else postal.compact(self.postal_code)
 
 
-def facts_of(req: wire.ShippingOptionsRequest | wire.ShipmentRequest, *, now: datetime, tz: str) -> Facts:
-    """Extract the facts; weights fall back to the lines when total_weight is absent."""
+def facts_of(
+    req: wire.ShippingOptionsRequest | wire.ShipmentRequest,
+    *,
+    now: datetime,
+    tz: str,
+    excludes: OrderTotalExcludes | None = None,
+) -> Facts:
+    """Extract the facts; ``tz`` is the zone of the local clock conditions compare.
+
+    Weight: the sum of the physical lines' ``weight × quantity``, or ``order.total_weight`` when that
+    is larger (the shop may know about packaging we do not); None when neither is known."""
     lines = req.order.lines
-    attrs_ = [line.attributes for line in lines]
-    units = [
-        (a.weight, line.quantity) for a, line in zip(attrs_, lines, strict=True) if a and a.weight is not None
-    ]
-    dims = [a.dimensions for a in attrs_ if a and a.dimensions]
+    goods = [line for line in lines if line.physical]
+    weighed = [(line.attributes.weight, line.quantity) for line in goods if line.attributes and line.attributes.weight is not None]  # fmt: skip
+    units = tuple(u for u in (_unit(line) for line in goods) if u is not None)
     total = req.order.total_weight
-    if total is None and units:
-        total = sum(w * q for w, q in units)
+    if weighed:
+        summed = sum(w * q for w, q in weighed)
+        total = summed if total is None else max(total, summed)
     recipient = req.recipient
     country = recipient.country.upper() if recipient and recipient.country else None
     code = recipient.postal_code if recipient else None
     local = now.astimezone(ZoneInfo(tz))
     return Facts(
         currency=req.currency,
-        order_total=req.order.total_amount,
+        order_total=_order_total(req.order, excludes),
         total_weight=total,
-        unit_weights=tuple(w for w, _ in units),
-        line_weights=tuple(w * q for w, q in units),
-        dimensions=tuple(_sorted_dims(d) for d in dims),
+        line_weights=tuple(w * q for w, q in weighed),
+        units=units,
         order_tags=frozenset(req.order.tags),
-        line_tags=frozenset(tag for a in attrs_ if a for tag in a.tags),
+        line_tags=frozenset(tag for line in lines if line.attributes for tag in line.attributes.tags),
         weekday=local.weekday(),
         clock=local.time().replace(tzinfo=None),
         country=country,
         postal_code=postal.normalise(country, code) if country and code else None,
         customer_type=recipient.customer_type if recipient else None,
         sender_id=req.sender.sender_id if req.sender else None,
+        unknown_dimensions=sum(1 for line in goods if line.quantity and _unit(line) is None),
+        physical=bool(goods) if lines else None,
     )
 
 
-def _sorted_dims(d: wire.Dimensions) -> tuple[int, int, int]:
-    big, mid, small = sorted((d.height or 0, d.width or 0, d.length or 0), reverse=True)
-    return big, mid, small
+def _unit(line: wire.OrderLine) -> Unit | None:
+    """The line's unit size, when all three dimensions are given and above zero."""
+    d = line.attributes.dimensions if line.attributes else None
+    if d is None or not (d.height and d.width and d.length) or line.quantity == 0:
+        return None
+    big, mid, small = sorted((d.height, d.width, d.length), reverse=True)
+    return Unit((big, mid, small), line.quantity)
+
+
+def _order_total(order: wire.Order, excludes: OrderTotalExcludes | None) -> int:
+    """``order.total_amount`` less the excluded lines' totals (never below zero)."""
+    if excludes is None or not (excludes.line_types or excludes.line_tags):
+        return order.total_amount
+    left_out = sum(_line_total(line) for line in order.lines if excludes.leaves_out(line))
+    return max(0, order.total_amount - left_out)
+
+
+def _line_total(line: wire.OrderLine) -> int:
+    if line.total_price_including_tax is not None:
+        return line.total_price_including_tax
+    return (line.unit_price or 0) * line.quantity - (line.total_discount_amount or 0)
 
 
 def _names(values: frozenset[str]) -> str:
@@ -131,12 +180,55 @@ def _bound(what: str, value: int | None, low: int | None, high: int | None) -> A
     return ok, f"{what} {value} {'within' if ok else 'outside'} {rule}"
 
 
+def _litres(mm3: int) -> str:
+    return f"{mm3 / 1_000_000:.1f} l"
+
+
 def _dims(f: Facts, limit: tuple[int, int, int]) -> Answer:
-    too_big = [d for d in f.dimensions if any(x > m for x, m in zip(d, limit, strict=True))]
+    """Every unit fits the box in some orientation, and their summed volume fits its volume.
+
+    Sorting both sides largest first and comparing side by side is exact for "fits in some
+    orientation" of one box in another (axis-aligned rotations). The volume test is necessary but
+    not sufficient for packing several units: it never refuses a cart that fits, and may accept one
+    that does not."""
     text = "x".join(map(str, limit))
-    if too_big:
-        return False, f"parcel {'x'.join(map(str, too_big[0]))} mm exceeds {text} mm"
-    return True, f"all parcels within {text} mm"
+    worst = next((u for u in f.units if any(x > m for x, m in zip(u.dims, limit, strict=True))), None)
+    if worst is not None:
+        return False, f"unit {'x'.join(map(str, worst.dims))} mm does not fit {text} mm in any orientation"
+    volume, box = sum(u.volume for u in f.units), limit[0] * limit[1] * limit[2]
+    count = sum(u.quantity for u in f.units)
+    if volume > box:
+        return (
+            False,
+            f"shipment volume {_litres(volume)} ({count} units) exceeds the box's {_litres(box)} ({text} mm)",
+        )
+    note = f", size of {f.unknown_dimensions} line(s) unknown" if f.unknown_dimensions else ""
+    return True, f"shipment {count} units, {_litres(volume)}, fits {text} mm{note}"
+
+
+def _unknown_size(f: Facts, policy: str) -> Answer:
+    """``unknown_dimensions``: may physical lines without a size go in this option's parcel?"""
+    if not f.unknown_dimensions:
+        return True, "every physical line has a size"
+    ok = policy == "allow"
+    return ok, f"size of {f.unknown_dimensions} physical line(s) unknown (unknown_dimensions = {policy})"
+
+
+def _shipment_weight(f: Facts, limit: int) -> Answer:
+    if f.total_weight is None:
+        return True, "shipment weight unknown, not limited"
+    ok = f.total_weight <= limit
+    return (
+        ok,
+        f"shipment weight {f.total_weight} g {'within' if ok else 'exceeds'} parcel_weight_max {limit} g",
+    )
+
+
+def _physical(f: Facts, wanted: bool) -> Answer:
+    if f.physical is None:
+        return None, "no order lines: physical goods unknown"
+    what = "has physical goods to ship" if f.physical else "has nothing physical to ship"
+    return f.physical == wanted, f"cart {what}"
 
 
 def _tags(what: str, have: frozenset[str], wanted: frozenset[str], negate: bool) -> Answer:
@@ -158,11 +250,13 @@ _CHECKS: Final[tuple[tuple[str, Callable[[Any, Facts], Answer]], ...]] = (
     ("not_postal_codes", lambda v, f: _postal(v, f, negate=True)),
     ("customer_types", lambda v, f: _in("customer type", f.customer_type, v)),
     ("senders", lambda v, f: _in("sender", f.sender_id, v)),
-    ("total_weight_min", lambda v, f: _bound("total weight (g)", f.total_weight, v, None)),
-    ("total_weight_max", lambda v, f: _bound("total weight (g)", f.total_weight, None, v)),
-    ("parcel_weight_max", lambda v, f: _at_most("parcel", f.unit_weights, v, "g")),
+    ("total_weight_min", lambda v, f: _bound("shipment weight (g)", f.total_weight, v, None)),
+    ("total_weight_max", lambda v, f: _bound("shipment weight (g)", f.total_weight, None, v)),
+    ("physical_goods", lambda v, f: _physical(f, v)),
+    ("parcel_weight_max", lambda v, f: _shipment_weight(f, v)),
     ("line_weight_max", lambda v, f: _at_most("line", f.line_weights, v, "g")),
     ("parcel_dimensions_max", lambda v, f: _dims(f, v)),
+    ("unknown_dimensions", lambda v, f: _unknown_size(f, v)),
     ("order_total_min", lambda v, f: _bound("order total", f.order_total, v, None)),
     ("order_total_max", lambda v, f: _bound("order total", f.order_total, None, v)),
     ("order_tags", lambda v, f: _tags("order tags", f.order_tags, v, negate=False)),

@@ -22,11 +22,11 @@ from attrs import frozen
 from tms_server import wire
 from tms_server.catalog.conditions import TIMING, Facts, evaluate, facts_of
 from tms_server.catalog.logistics import (
+    Nearby,
     Slot,
     delivery_time,
     location_dict,
     pickup_points,
-    recipient_tz,
     timeslots,
 )
 from tms_server.catalog.model import Catalog, Location, Option
@@ -35,6 +35,7 @@ from tms_server.catalog.pricing import Price, price_of
 __all__ = ["Outcome", "evaluate_options", "option_dict", "request_facts", "shipping_options"]
 
 Request = wire.ShippingOptionsRequest | wire.ShipmentRequest
+NO_PICKUP_POINT = "no_pickup_point"
 
 
 @frozen
@@ -54,13 +55,15 @@ class Outcome:
     slots: tuple[Slot, ...] = ()
     delivery_time: dict[str, Any] | None = None
     location_times: Mapping[str, dict[str, Any] | None] = attrs.field(factory=dict)
+    nearby: Nearby | None = None
 
 
 def request_facts(catalog: Catalog, req: Request, now: datetime) -> Facts:
     """Facts with the local clock of the sender's warehouse (the catalog's zone without one)."""
     sender = req.sender.sender_id if req.sender else None
     warehouse = catalog.warehouse(sender)
-    return facts_of(req, now=now, tz=warehouse.tz if warehouse else catalog.timezone)
+    tz = warehouse.tz if warehouse else catalog.timezone
+    return facts_of(req, now=now, tz=tz, excludes=catalog.order_total_excludes)
 
 
 def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Outcome:
@@ -71,24 +74,22 @@ def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Out
     if not holds:
         timing_only = evaluate(option.when, facts, "when", skip=TIMING)[0]
         return Outcome(option, False, "timing" if timing_only else "condition", "; ".join(map(str, failures)))
-    points = tuple(pickup_points(catalog, option, facts))
+    nearby = pickup_points(catalog, option, facts)
+    points = nearby.points
     if option.locations is not None and not facts.preview and not points:
-        return Outcome(
-            option, False, "no_pickup_point", f"pickup_points: none of {option.locations} in {facts.country}"
-        )
-    tz = recipient_tz(catalog, facts.country)
-    slots = tuple(s for s in timeslots(option, facts, now, tz) if s.cutoff > now)
+        return Outcome(option, False, NO_PICKUP_POINT, f"pickup_points: {nearby.note}")
+    slots = tuple(s for s in timeslots(catalog, option, facts, now) if s.cutoff > now)
     if option.timeslots is not None and not slots:
         return Outcome(
             option,
             False,
             "no_timeslot",
-            f"timeslots: every cutoff in the next {option.timeslots.days} delivery days has passed",
+            f"timeslots: no slot in the next {option.timeslots.days} delivery days can still be reached",
         )
     price = price_of(table, facts, facts.currency)
-    promise = delivery_time(catalog, option, facts, now)
+    promise = delivery_time(catalog, option, facts, now, first_slot=slots[0] if slots else None)
     own = {p.id: delivery_time(catalog, option, facts, now, p) for p in points if p.lead_days is not None}
-    return Outcome(option, True, "offered", "all conditions hold", price, points, slots, promise, own)
+    return Outcome(option, True, "offered", "all conditions hold", price, points, slots, promise, own, nearby)
 
 
 def _sort_key(outcome: Outcome) -> tuple[bool, int, int, str]:

@@ -10,9 +10,8 @@ The promise is ``tms_server.calendar.compute_delivery_time``.
 from __future__ import annotations
 
 import functools
-import math
 import re
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -32,8 +31,18 @@ from tms_server.catalog.model import (
     TimeWindow,
     Warehouse,
 )
+from tms_server.geo import Position
 
-__all__ = ["Slot", "delivery_time", "location_dict", "pickup_points", "recipient_tz", "timeslots"]
+__all__ = [
+    "Nearby",
+    "Slot",
+    "delivery_time",
+    "location_dict",
+    "pickup_points",
+    "recipient_position",
+    "recipient_tz",
+    "timeslots",
+]
 
 _COUNTRY_TZ: Final = {
     "SE": "Europe/Stockholm",
@@ -114,47 +123,71 @@ def _warehouse_calendar(
         return calendar.BusinessCalendar(working_weekdays=weekdays, closed_dates=closed, open_dates=opened)
 
 
-def _distance_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance; ordering only, so floats are fine here."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 6371.0 * 2 * math.asin(math.sqrt(a))
+@frozen
+class Nearby:
+    """The pickup points offered to one recipient: nearest first, each point's distance in km when
+    both positions are known, and how they were chosen (for the explain trace; no postal code)."""
+
+    points: tuple[Location, ...]
+    km: Mapping[str, float]
+    note: str
 
 
-def _postal_key(code: str, other: str) -> tuple[int, int, str]:
-    common = next(
-        (i for i, (a, b) in enumerate(zip(code, other, strict=False)) if a != b), min(len(code), len(other))
-    )
-    gap = abs(int(code) - int(other)) if code.isdigit() and other.isdigit() else 0
-    return -common, gap, other
+def recipient_position(catalog: Catalog, country: str, code: str) -> Position | None:
+    """Where a compact postal ``code`` is: the catalog's ``[postal_areas.XX]`` (longest prefix)
+    overrides the shared imported positions (exact code, else its longest known prefix)."""
+    area = next((a for a in catalog.postal_areas.get(country, ()) if code.startswith(a.prefix)), None)
+    if area is not None:
+        return Position(
+            area.lat, area.lng, f"catalog [postal_areas.{country}] prefix of {len(area.prefix)} characters"
+        )
+    return catalog.positions.position(country, code) if catalog.positions else None
 
 
-def pickup_points(catalog: Catalog, option: Option, facts: Facts) -> list[Location]:
-    """The option's pickup points for this recipient, nearest first, at most ``max_locations``."""
+def pickup_points(catalog: Catalog, option: Option, facts: Facts) -> Nearby:
+    """The option's pickup points for this recipient: at most ``max_locations``, none farther than
+    ``max_distance_km`` from the recipient's position (see ``_nearest`` for the policy)."""
     if option.locations is None or facts.country is None or facts.postal_code is None:
-        return []
-    key = (id(catalog), option.locations, option.max_locations, facts.country, facts.postal_code)
+        return _NONE
+    key = (id(catalog), option.locations, option.max_locations, option.max_distance_km, facts.country, facts.postal_code)  # fmt: skip
     cached = _POINTS.get(key)
     if cached is not _MISS:
-        return list(cached)
-    return list(_POINTS.put(key, catalog, tuple(_nearest(catalog, option, facts))))
+        return cached  # type: ignore[no-any-return]  # stored below as Nearby
+    return _POINTS.put(key, catalog, _nearest(catalog, option, facts))  # type: ignore[no-any-return]
 
 
-def _nearest(catalog: Catalog, option: Option, facts: Facts) -> list[Location]:
+_NONE: Final = Nearby((), {}, "")
+
+
+def _nearest(catalog: Catalog, option: Option, facts: Facts) -> Nearby:
+    """Policy: with a position for the recipient, the nearest points within ``max_distance_km``
+    (great-circle), then points without coordinates in the recipient's postal district. Without a
+    position, only points in the recipient's postal district (never the whole country): the
+    postal code less its last two characters, e.g. "621" for "621 41"."""
     assert option.locations is not None and facts.country is not None and facts.postal_code is not None
+    name, limit, reach = option.locations, option.max_locations, option.max_distance_km
+    index = catalog.point_indexes.get(name)
+    if index is None:
+        return Nearby(
+            (), {}, f"network {name!r} is not imported (tms-admin pickup-points import {name} FILE)"
+        )
     code = postal.compact(facts.postal_code)
-    candidates = [loc for loc in catalog.location_lists[option.locations] if loc.country == facts.country]
-    area = next((a for a in catalog.postal_areas.get(facts.country, ()) if code.startswith(a.prefix)), None)
-
-    def key(loc: Location) -> tuple[float, tuple[int, int, str], str]:
-        near = postal.compact(loc.postal_code)
-        if area is not None and loc.lat is not None and loc.lng is not None:
-            return _distance_km(area.lat, area.lng, loc.lat, loc.lng), (0, 0, ""), loc.id
-        # Points without coordinates sort after the measured ones when the area is known.
-        return (math.inf if area is not None else 0.0), _postal_key(code, near), loc.id
-
-    return sorted(candidates, key=key)[: option.max_locations]
+    where = recipient_position(catalog, facts.country, code)
+    if where is None:
+        points = tuple(index.in_district(facts.country, code)[:limit])
+        how = "no position known for the recipient's postal code: points in its postal district only"
+        if not points:
+            how += f"; none of {name} there (import positions: tms-admin postal-areas import FILE)"
+        return Nearby(points, {}, how)
+    found = index.nearest(where.lat, where.lng, country=facts.country, limit=limit, max_km=reach)
+    unplaced = [p for p in index.in_district(facts.country, code) if p.lat is None or p.lng is None]
+    points = tuple([p for p, _ in found] + unplaced)[:limit]
+    how = f"within {reach} km of the recipient (position: {where.source})"
+    if not points:
+        beyond = index.nearest(where.lat, where.lng, country=facts.country, limit=1, max_km=2500)
+        far = f"; the nearest is {beyond[0][1]:.0f} km away" if beyond else ""
+        how = f"no point of {name} {how}{far}"
+    return Nearby(points, {p.id: round(km, 1) for p, km in found}, how)
 
 
 def _hours_json(windows: tuple[TimeWindow, ...]) -> list[dict[str, Any]]:
@@ -236,55 +269,109 @@ def _z(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def timeslots(option: Option, facts: Facts, now: datetime, tz: str, *, horizon_days: int = 0) -> list[Slot]:
-    """Every slot of the template on the next delivery days, expired ones included (callers filter)."""
+def timeslots(
+    catalog: Catalog, option: Option, facts: Facts, now: datetime, *, horizon_days: int = 0
+) -> list[Slot]:
+    """The option's slots on its next ``days`` delivery days that a parcel can reach, expired ones
+    included (callers filter on ``cutoff``); ``horizon_days`` also lists the slots of that many
+    past days, so a reservation of a slot that has passed is recognised as expired."""
     if option.timeslots is None:
         return []
-    key = (id(option), facts.country, tz, _minute(now), horizon_days)
+    tz = recipient_tz(catalog, facts.country)
+    warehouse = catalog.warehouse(facts.sender_id)
+    key = (id(option), id(warehouse), facts.country, tz, _minute(now), horizon_days)
     cached = _SLOTS.get(key)
     if cached is not _MISS:
         return list(cached)
-    return list(_SLOTS.put(key, option, tuple(_generate_slots(option, facts, now, tz, horizon_days))))
+    slots = tuple(_generate_slots(option, warehouse, facts, now, tz, horizon_days))
+    return list(_SLOTS.put(key, (option, warehouse), slots))
 
 
-def _generate_slots(option: Option, facts: Facts, now: datetime, tz: str, horizon_days: int) -> list[Slot]:
+def _generate_slots(
+    option: Option, warehouse: Warehouse | None, facts: Facts, now: datetime, tz: str, horizon_days: int
+) -> list[Slot]:
+    """Slots on delivery days, each closing at the earlier of its own cutoff and the cutoff of the
+    last dispatch day from which the parcel arrives in time (the dispatch calendar: cutoffs per
+    weekday, closed and open dates, holidays, the carrier's weekdays, lead days). Without a
+    warehouse only the slot's own cutoff counts."""
     template = option.timeslots
     assert template is not None
     zone = ZoneInfo(tz)
     weekdays: Set[int] = option.delivery.weekdays if option.delivery else calendar.MON_TO_FRI
-    today = now.astimezone(zone).date() - timedelta(days=horizon_days)
+    lead = option.delivery.lead_days_min if option.delivery else 0
+    carrier = country_calendar(facts.country)
+    today = now.astimezone(zone).date()
+    first = today
+    if warehouse is not None:
+        try:
+            dispatch, _ = calendar.dispatch_day(
+                now=now, warehouse_tz=warehouse.tz, cutoffs=warehouse.cutoffs,
+                warehouse_calendar=warehouse_calendar(warehouse),
+            )  # fmt: skip
+        except ValueError:
+            return []  # no dispatch day in years: nothing can be delivered
+        first = max(today, calendar.arrival_day(dispatch, lead, weekdays, carrier))
     days = calendar.delivery_days(
-        start=today,
-        count=template.days + horizon_days,
-        carrier_delivery_weekdays=weekdays,
-        carrier_calendar=country_calendar(facts.country),
+        start=first, count=template.days, carrier_delivery_weekdays=weekdays, carrier_calendar=carrier
     )
+    if horizon_days:
+        past = today - timedelta(days=horizon_days)
+        days = [past + timedelta(days=n) for n in range((first - past).days)] + days
+        days = [d for d in days if calendar.is_delivery_day(d, carrier_delivery_weekdays=weekdays, carrier_calendar=carrier)]  # fmt: skip
     slots = []
     for day in days:
+        reachable = _dispatch_cutoff(warehouse, day, lead, weekdays, carrier)
+        if reachable is None:
+            continue
         for s in template.slots:
             start = datetime.combine(day, s.window.start, tzinfo=zone)
             end = datetime.combine(day, s.window.end, tzinfo=zone)
-            cutoff = datetime.combine(day - timedelta(days=s.cutoff_days_before), s.cutoff, tzinfo=zone)
+            own = datetime.combine(day - timedelta(days=s.cutoff_days_before), s.cutoff, tzinfo=zone)
+            cutoff = min(own.astimezone(UTC), reachable)
             slot_id = f"{s.id}-{day.isoformat()}-{s.window.start:%H%M}"
-            slots.append(
-                Slot(slot_id, s.id, start.astimezone(UTC), end.astimezone(UTC), cutoff.astimezone(UTC))
-            )
+            slots.append(Slot(slot_id, s.id, start.astimezone(UTC), end.astimezone(UTC), cutoff))
     return slots
+
+
+_NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def _dispatch_cutoff(
+    warehouse: Warehouse | None, day: date, lead: int, weekdays: Set[int], carrier: calendar.BusinessCalendar
+) -> datetime | None:
+    """Until when an order can still be dispatched to arrive by ``day``; None: it never can."""
+    if warehouse is None:
+        return _NO_LIMIT
+    return calendar.latest_dispatch(
+        day=day, lead=lead, warehouse_tz=warehouse.tz, cutoffs=warehouse.cutoffs,
+        warehouse_calendar=warehouse_calendar(warehouse), carrier_delivery_weekdays=weekdays,
+        carrier_calendar=carrier,
+    )  # fmt: skip
 
 
 SLOT_ID: Final = re.compile(r"^(?P<template>[A-Za-z0-9_]+)-(?P<day>\d{4}-\d{2}-\d{2})-(?P<start>\d{4})$")
 
 
 def delivery_time(
-    catalog: Catalog, option: Option, facts: Facts, now: datetime, location: Location | None = None
+    catalog: Catalog,
+    option: Option,
+    facts: Facts,
+    now: datetime,
+    location: Location | None = None,
+    first_slot: Slot | None = None,
 ) -> dict[str, Any] | None:
     """The option's KSS delivery_time (or a pickup point's, when it has lead days of its own), or
-    None when there is no promise or no warehouse."""
+    None when there is no promise or no warehouse.
+
+    ``first_slot`` is a timeslot option's first bookable slot: the promise then starts on that
+    slot's day, its ``cutoff`` is that slot's (when it is today), and in the dates form its
+    ``earliest`` is the slot's start, so what the shopper reads and what they can book agree."""
     promise, warehouse = option.delivery, catalog.warehouse(facts.sender_id)
     if promise is None or warehouse is None:
         return None
     own = location is not None and location.lead_days is not None
-    key = (id(option), id(location) if own else None, id(warehouse), id(catalog), facts.country, _minute(now))
+    slot_key = (first_slot.id, first_slot.cutoff) if first_slot else None
+    key = (id(option), id(location) if own else None, id(warehouse), id(catalog), facts.country, _minute(now), slot_key)  # fmt: skip
     cached = _PROMISES.get(key)
     if cached is not _MISS:
         return cached  # type: ignore[no-any-return]  # stored below as dict | None
@@ -292,16 +379,23 @@ def delivery_time(
         assert location is not None and location.lead_days is not None
         lead_min, lead_max = location.lead_days
         promise = attrs.evolve(promise, lead_days_min=lead_min, lead_days_max=lead_max)
-    value = _promise(catalog, promise, warehouse, facts, now)
+    value = _promise(catalog, promise, warehouse, facts, now, first_slot)
     return _PROMISES.put(key, (catalog, option, location), value)  # type: ignore[no-any-return]
 
 
 def _promise(
-    catalog: Catalog, promise: Promise, warehouse: Warehouse, facts: Facts, now: datetime
+    catalog: Catalog,
+    promise: Promise,
+    warehouse: Warehouse,
+    facts: Facts,
+    now: datetime,
+    first_slot: Slot | None = None,
 ) -> dict[str, Any] | None:
     window = (promise.time_of_day.start, promise.time_of_day.end) if promise.time_of_day else None
+    zone = ZoneInfo(recipient_tz(catalog, facts.country or warehouse.country))
+    slot_day = first_slot.start.astimezone(zone).date() if first_slot else None
     try:
-        return calendar.compute_delivery_time(
+        value = calendar.compute_delivery_time(
             now=now,
             warehouse_tz=warehouse.tz,
             cutoffs=warehouse.cutoffs,
@@ -311,11 +405,24 @@ def _promise(
             lead_days_min=promise.lead_days_min,
             lead_days_max=promise.lead_days_max,
             form="dates" if promise.form == "dates" else "interval",
-            recipient_tz=recipient_tz(catalog, facts.country or warehouse.country),
+            recipient_tz=zone,
             time_of_day=window,
+            not_before=slot_day,
         )
     except ValueError:
         return None  # a calendar with no dispatch day in years: say nothing rather than fail the checkout
+    if first_slot is not None:
+        _align_to_slot(value, first_slot, now, zone)
+    return value
+
+
+def _align_to_slot(value: dict[str, Any], slot: Slot, now: datetime, zone: ZoneInfo) -> None:
+    """The first bookable slot decides the earliest moment and the cutoff of a timeslot option."""
+    value.pop("cutoff", None)
+    if slot.cutoff > now and slot.cutoff.astimezone(zone).date() == now.astimezone(zone).date():
+        value["cutoff"] = _z(slot.cutoff)
+    if "interval" not in value and slot.start > now:
+        value["earliest"] = _z(slot.start)
 
 
 def warehouse_calendar(w: Warehouse) -> calendar.BusinessCalendar:

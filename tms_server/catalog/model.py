@@ -14,15 +14,20 @@ from typing import Final
 import attrs
 from attrs import frozen
 
+from tms_server import wire
+from tms_server.geo import PointIndex, PostalPositions
+
 __all__ = [
     "WEEKDAYS",
     "Addon",
+    "Area",
     "Bracket",
     "Catalog",
     "Conditions",
     "Hours",
     "Location",
     "Option",
+    "OrderTotalExcludes",
     "PostalArea",
     "PostalPattern",
     "PriceTable",
@@ -78,6 +83,8 @@ class Conditions:
     parcel_weight_max: int | None = None
     line_weight_max: int | None = None
     parcel_dimensions_max: tuple[int, int, int] | None = None
+    unknown_dimensions: str | None = None  # "allow" (the default) or "refuse"
+    physical_goods: bool | None = None
     order_total_min: int | None = None
     order_total_max: int | None = None
     order_tags: frozenset[str] | None = None
@@ -89,6 +96,23 @@ class Conditions:
     currencies: frozenset[str] | None = None
     weekdays: frozenset[int] | None = None
     local_time: TimeWindow | None = None
+
+
+@frozen
+class OrderTotalExcludes:
+    """Lines left out of the amount ``order_total_*`` and ``free_above`` compare: by Klarna line
+    type (``gift_card``, ...) and by line tag. Their ``total_price_including_tax`` is subtracted
+    from ``order.total_amount`` (a negative one, such as a gift card paying, is added back)."""
+
+    line_types: frozenset[str] = frozenset()
+    line_tags: frozenset[str] = frozenset()
+
+    def leaves_out(self, line: wire.OrderLine) -> bool:
+        """Whether ``line`` is left out."""
+        if line.type is not None and line.type in self.line_types:
+            return True
+        tags = line.attributes.tags if line.attributes else ()
+        return any(tag in self.line_tags for tag in tags)
 
 
 @frozen
@@ -118,6 +142,7 @@ class PriceTable:
     order_total: tuple[Bracket, ...] = ()
     surcharges: tuple[Surcharge, ...] = ()
     addons: Mapping[str, int] = attrs.field(factory=dict)
+    area: int = 0
     locations: Mapping[str, int] = attrs.field(factory=dict)
     timeslots: Mapping[str, int] = attrs.field(factory=dict)
 
@@ -231,9 +256,22 @@ class Option:
     addons: tuple[Addon, ...] = ()
     locations: str | None = None
     max_locations: int = 5
+    max_distance_km: int = 50
+    area: Area | None = None
     timeslots: TimeslotTemplate | None = None
     delivery: Promise | None = None
     requires: tuple[str, ...] = ()
+
+
+@frozen
+class Area:
+    """A KSS ``area``: a zone (an archipelago, a toll island) whose recipients pay ``price`` more.
+
+    ``boundary`` is a polygon of (lat, lng) vertices in degrees; the price per currency is the
+    option's ``[options.price.CUR] area``."""
+
+    type: str
+    boundary: tuple[tuple[float, float], ...]
 
 
 @frozen
@@ -259,6 +297,13 @@ class Catalog:
     postal_areas: Mapping[str, tuple[PostalArea, ...]] = attrs.field(factory=dict)
     timezones: Mapping[str, str] = attrs.field(factory=dict)
     source: str = "<catalog>"
+    order_total_excludes: OrderTotalExcludes = OrderTotalExcludes()
+    # Pickup point lists the catalog names but does not hold: imported networks, bound at run time.
+    networks_needed: frozenset[str] = frozenset()
+    # Built from location_lists; bound networks bring their own (shared by every catalog using them).
+    point_indexes: Mapping[str, PointIndex[Location]] = attrs.field(factory=dict)
+    # The shared postal-code positions (``tms-admin postal-areas import``), bound at run time.
+    positions: PostalPositions | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Catalog) and other.digest == self.digest
@@ -268,6 +313,20 @@ class Catalog:
 
     def option(self, option_id: str) -> Option | None:
         return next((o for o in self.options if o.id == option_id), None)
+
+    def bound(
+        self,
+        networks: Mapping[str, tuple[tuple[Location, ...], PointIndex[Location]]],
+        positions: PostalPositions | None,
+    ) -> Catalog:
+        """This catalog with the imported networks it names and the shared postal positions.
+
+        A needed network missing from ``networks`` stays unbound: its options find no pickup point
+        (and say so in the explain trace) until it is imported."""
+        lists, indexes = dict(self.location_lists), dict(self.point_indexes)
+        for name in self.networks_needed & networks.keys():
+            lists[name], indexes[name] = networks[name]
+        return attrs.evolve(self, location_lists=lists, point_indexes=indexes, positions=positions)
 
     def warehouse(self, sender_id: str | None) -> Warehouse | None:
         """The sender's warehouse, or the first one when the sender is unknown."""

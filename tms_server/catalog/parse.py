@@ -11,16 +11,18 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 import attrs
 
 from tms_server.catalog.model import (
     Addon,
+    Area,
     Bracket,
     Catalog,
     Location,
     Option,
+    OrderTotalExcludes,
     PostalArea,
     PriceTable,
     Product,
@@ -36,10 +38,15 @@ from tms_server.catalog.parse_parts import (
     valid_zone,
 )
 from tms_server.catalog.reader import Context, Table, join
+from tms_server.geo import PointIndex
 
 __all__ = ["FORMAT", "CatalogError", "parse_catalog"]
 
 FORMAT = 1
+# How far a pickup point may be from the recipient's position (km): a default that keeps a shopper
+# in their town or its surroundings, and a ceiling past which no carrier calls a point "near".
+DEFAULT_DISTANCE_KM = 50
+MAX_DISTANCE_KM = 100
 _ID = r"[A-Za-z0-9][A-Za-z0-9_\-.]*"
 _SLUG = r"[a-z0-9][a-z0-9\-]*"
 _CURRENCY = r"[A-Z]{3}"
@@ -59,20 +66,29 @@ class CatalogError(ValueError):
         self.errors = errors
 
 
-def parse_catalog(text: str, *, source: str = "<catalog>") -> Catalog:
-    """Parse and validate catalog text; raise CatalogError listing every mistake."""
+def parse_catalog(
+    text: str, *, source: str = "<catalog>", networks: Mapping[str, Set[str]] | None = None
+) -> Catalog:
+    """Parse and validate catalog text; raise CatalogError listing every mistake.
+
+    An option's ``pickup_points = "NAME"`` names the catalog's own ``[[pickup_points.NAME]]`` list,
+    else an imported network. ``networks`` maps the imported networks' names to their point ids;
+    with it, a name that is neither is an error (and so is a per-point price for an unknown id).
+    Without it (None) the check is left to the caller: the names are in ``networks_needed``."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError([f"{source}: not valid TOML: {exc}"]) from None
     ctx = Context(text)
-    catalog = _read_catalog(Table(ctx, data, ""), text, source)
+    catalog = _read_catalog(Table(ctx, data, ""), text, source, networks)
     if ctx.errors or catalog is None:
         raise CatalogError(ctx.errors or ["catalog: no options"])
     return catalog
 
 
-def _read_catalog(t: Table, text: str, source: str) -> Catalog | None:
+def _read_catalog(
+    t: Table, text: str, source: str, networks: Mapping[str, Set[str]] | None
+) -> Catalog | None:
     fmt = t.integer("format", required=True)
     if fmt is not None and fmt != FORMAT:
         t.error("format", f"this server reads catalog format {FORMAT}, got {fmt}")
@@ -83,7 +99,8 @@ def _read_catalog(t: Table, text: str, source: str) -> Catalog | None:
     lists = _pickup_points(t.table("pickup_points"))
     areas = _postal_areas(t.table("postal_areas"))
     zones = _timezones(t.table("timezones"))
-    options = tuple(_option(o, lists) for o in t.tables("options"))
+    excludes = _excludes(t.table("order_total_excludes"))
+    options = tuple(_option(o, lists, networks) for o in t.tables("options"))
     compiled = tuple(o for o in options if o is not None)
     if not t.data.get("options"):
         t.error("options", "expected at least one [[options]]")
@@ -94,7 +111,35 @@ def _read_catalog(t: Table, text: str, source: str) -> Catalog | None:
     if label is None or zone is None:
         return None
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return Catalog(FORMAT, label, digest, zone, compiled, warehouses, lists, areas, zones, source)
+    needed = frozenset(o.locations for o in compiled if o.locations is not None and o.locations not in lists)
+    indexes = {name: PointIndex(points) for name, points in lists.items()}
+    return Catalog(
+        FORMAT,
+        label,
+        digest,
+        zone,
+        compiled,
+        warehouses,
+        lists,
+        areas,
+        zones,
+        source,
+        excludes,
+        needed,
+        indexes,
+    )
+
+
+def _excludes(t: Table | None) -> OrderTotalExcludes:
+    """``[order_total_excludes]``: ``line_types = ["gift_card"]``, ``line_tags = ["gift-card"]``."""
+    if t is None:
+        return OrderTotalExcludes()
+    types, tags = t.strings("line_types") or (), t.strings("line_tags") or ()
+    for i, kind in enumerate(types):
+        if kind == "physical":
+            t.ctx.error(join(t.at("line_types"), i), "physical lines are the goods: they cannot be left out")
+    t.done()
+    return OrderTotalExcludes(frozenset(types), frozenset(tags))
 
 
 def _unique(t: Table, key: str, ids: list[str]) -> None:
@@ -145,13 +190,24 @@ def _timezones(t: Table | None) -> dict[str, str]:
     return out
 
 
-def _option(t: Table, lists: Mapping[str, tuple[Location, ...]]) -> Option | None:
+def _option(
+    t: Table, lists: Mapping[str, tuple[Location, ...]], networks: Mapping[str, Set[str]] | None
+) -> Option | None:
     option_type = t.text("type", required=True, pattern=_SLUG) or ""
     addons = tuple(_addon(a) for a in t.tables("addons"))
     _unique(t, "addons", [a.id for a in addons])
     pickup = t.text("pickup_points")
-    if pickup is not None and pickup not in lists:
-        t.error("pickup_points", f"no [[pickup_points.{pickup}]] list in this catalog")
+    point_ids: Set[str] | None = None
+    if pickup is not None and pickup in lists:
+        point_ids = {loc.id for loc in lists[pickup]}
+    elif pickup is not None and networks is not None:
+        point_ids = networks.get(pickup)
+        if point_ids is None:
+            t.error(
+                "pickup_points",
+                f"no [[pickup_points.{pickup}]] list in this catalog and no imported network {pickup!r} "
+                "(see tms-admin pickup-points list)",
+            )
     if option_type.startswith("pickup") and pickup is None:
         t.error("pickup_points", f"a {option_type} option needs a pickup_points list")
     slots_table = t.table("timeslots")
@@ -175,11 +231,13 @@ def _option(t: Table, lists: Mapping[str, tuple[Location, ...]]) -> Option | Non
         addons=addons,
         locations=pickup,
         max_locations=t.integer("max_locations", low=1, high=50) or 5,
+        max_distance_km=t.integer("max_distance_km", low=1, high=MAX_DISTANCE_KM) or DEFAULT_DISTANCE_KM,
+        area=_area(t.table("area")),
         timeslots=timeslots,
         delivery=read_promise(promise_table) if promise_table else None,
         requires=_requires(t, option_type),
     )
-    prices = _prices(t, option, lists.get(pickup or "", ()))
+    prices = _prices(t, option, point_ids)
     t.done()
     return None if not prices else attrs.evolve(option, prices=prices)
 
@@ -231,7 +289,7 @@ def _addon(t: Table) -> Addon:
     return addon
 
 
-def _prices(t: Table, option: Option, locations: tuple[Location, ...]) -> dict[str, PriceTable]:
+def _prices(t: Table, option: Option, point_ids: Set[str] | None) -> dict[str, PriceTable]:
     table = t.table("price", required=True)
     out: dict[str, PriceTable] = {}
     for currency in table.keys() if table else ():
@@ -241,13 +299,13 @@ def _prices(t: Table, option: Option, locations: tuple[Location, ...]) -> dict[s
             continue
         sub = table.table(currency)
         if sub is not None:
-            out[currency] = _price_table(sub, option, {loc.id for loc in locations})
+            out[currency] = _price_table(sub, option, point_ids)
     if table is not None and not out:
         t.error("price", "expected a price table per currency, e.g. [options.price.SEK]")
     return out
 
 
-def _price_table(t: Table, option: Option, location_ids: set[str]) -> PriceTable:
+def _price_table(t: Table, option: Option, location_ids: Set[str] | None) -> PriceTable:
     slot_ids = {s.id for s in option.timeslots.slots} if option.timeslots else set()
     table = PriceTable(
         base=t.integer("base", required=True) or 0,
@@ -256,6 +314,7 @@ def _price_table(t: Table, option: Option, location_ids: set[str]) -> PriceTable
         order_total=_brackets(t, "order_total"),
         surcharges=tuple(_surcharge(s) for s in t.tables("surcharges")),
         addons=_amounts(t, "addons", {a.id for a in option.addons}, "addon"),
+        area=_area_price(t, option),
         locations=_amounts(t, "locations", location_ids, "pickup point of this option"),
         timeslots=_amounts(t, "timeslots", slot_ids, "timeslot of this option"),
     )
@@ -286,14 +345,41 @@ def _surcharge(t: Table) -> Surcharge:
     return surcharge
 
 
-def _amounts(t: Table, key: str, known: set[str], what: str) -> dict[str, int]:
+def _amounts(t: Table, key: str, known: Set[str] | None, what: str) -> dict[str, int]:
+    """Per-id amounts; ``known`` None means the ids cannot be checked here (an imported network)."""
     table = t.table(key)
     out = {}
     for name in table.keys() if table else ():
         assert table is not None
-        if name not in known:
+        if known is not None and name not in known:
             table.error(name, f"not a {what}")
         amount = table.integer(name, required=True)
         if amount is not None:
             out[name] = amount
     return out
+
+
+def _area(t: Table | None) -> Area | None:
+    """``[options.area]``: ``type = "archipelago"``, ``boundary = [[lat, lng], ...]`` (3+ vertices)."""
+    if t is None:
+        return None
+    kind = t.text("type", required=True, pattern=_SLUG) or ""
+    raw = t.array("boundary")
+    vertices: list[tuple[float, float]] = []
+    for i, point in enumerate(raw or ()):
+        ok = isinstance(point, list) and len(point) == 2 and all(type(v) in (int, float) for v in point)
+        if not ok or not (-90 <= point[0] <= 90 and -180 <= point[1] <= 180):
+            t.ctx.error(join(t.at("boundary"), i), "expected [lat, lng] in degrees, e.g. [59.33, 18.06]")
+            continue
+        vertices.append((float(point[0]), float(point[1])))
+    if raw is None or len(raw) < 3:
+        t.error("boundary", "expected a polygon of at least three [lat, lng] vertices")
+    t.done()
+    return Area(kind, tuple(vertices)) if len(vertices) >= 3 else None
+
+
+def _area_price(t: Table, option: Option) -> int:
+    amount = t.integer("area")
+    if amount is not None and option.area is None:
+        t.error("area", "this option has no [options.area]")
+    return amount or 0

@@ -126,6 +126,8 @@ def read_conditions(t: Table) -> Conditions:
         parcel_weight_max=t.integer("parcel_weight_max"),
         line_weight_max=t.integer("line_weight_max"),
         parcel_dimensions_max=_dimensions(t),
+        unknown_dimensions=t.choice("unknown_dimensions", ("allow", "refuse"), default="") or None,
+        physical_goods=t.boolean("physical_goods"),
         order_total_min=total[0],
         order_total_max=total[1],
         order_tags=_frozen(t.strings("order_tags")),

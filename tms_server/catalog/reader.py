@@ -164,6 +164,10 @@ class Table:
             return None
         return value
 
+    def boolean(self, key: str) -> bool | None:
+        """A true/false whose absence means "not constrained"."""
+        return self._typed(key, bool, "boolean", False)
+
     def flag(self, key: str, default: bool = False) -> bool:
         value = self._typed(key, bool, "boolean", False)
         return default if value is None else value

@@ -20,7 +20,7 @@ from attrs import frozen
 from tms_server import postal, wire
 from tms_server.catalog.conditions import Facts
 from tms_server.catalog.engine import Outcome, evaluate_options, option_dict
-from tms_server.catalog.logistics import SLOT_ID, Slot, location_dict, recipient_tz, timeslots
+from tms_server.catalog.logistics import SLOT_ID, Slot, location_dict, timeslots
 from tms_server.catalog.model import Addon, Catalog, Option
 
 __all__ = ["Selection", "SelectionError", "check_selection"]
@@ -122,7 +122,7 @@ def _check_timeslot(
         return outcome.slots[0] if outcome.slots else None
     day = _slot_day(chosen.id)
     # Regenerate from a week back so a slot that was offered and has now passed is recognised as expired.
-    every = timeslots(option, facts, now, recipient_tz(catalog, facts.country), horizon_days=7)
+    every = timeslots(catalog, option, facts, now, horizon_days=7)
     slot = next((s for s in every if s.id == chosen.id), None)
     if slot is None or day is None:
         raise SelectionError(NOT_AVAILABLE, f"timeslot {chosen.id!r} is not offered by {option.id}")

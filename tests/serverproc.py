@@ -1,0 +1,181 @@
+"""A real ``tms-server`` subprocess for tests that need one (logs, signals, kill -9, outages).
+
+``ServerProc`` starts ``python -m tms_server.server`` on a free loopback port against a given
+database URL, waits for ``/healthz``, and stops it (SIGTERM, or SIGKILL). Its stdout and stderr go
+to one file, so a test can read every line the process wrote. ``create_merchant`` and
+``bearer`` make a merchant with the example catalog and a token for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from tests.conftest import Merchant
+from tms_server import catalog_store, merchants
+from tms_server.catalog import example_catalog_text
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def http_status(url: str, timeout: float = 5.0) -> int:
+    """The status of a GET, 4xx/5xx included; raises OSError when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310  # our own http URL
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def wait_healthy(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url/healthz`` until it answers 200; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was healthy")
+        try:
+            if http_status(f"{url}/healthz", timeout=1.0) == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become healthy within {timeout} s")
+
+
+class ServerProc:
+    """One ``tms-server`` process (or supervisor, with ``--workers``) on a free port."""
+
+    def __init__(self, dsn: str, log_path: Path, args: Sequence[str] = (), **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.log_path = log_path
+        self.args = list(args)
+        self.env = {
+            **os.environ,
+            "TMS_DATABASE_URL": dsn,
+            "TMS_HOST": LOOPBACK,
+            "TMS_PORT": str(self.port),
+            "TMS_LOG_FORMAT": "json",
+            "TMS_LOG_LEVEL": "INFO",
+            "TMS_REFRESH_INTERVAL": "0.2",
+            "TMS_AUTO_MIGRATE": "0",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The server's (or supervisor's) process id."""
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> ServerProc:
+        """Start the process and wait until /healthz answers."""
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tms_server.server", *self.args],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        try:
+            wait_healthy(self.url, timeout, self.proc)
+        except RuntimeError:
+            self.kill()
+            raise RuntimeError(f"server did not start; log tail:\n{self.log_text()[-3000:]}") from None
+        return self
+
+    def log_text(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the exit code (raises subprocess.TimeoutExpired)."""
+        assert self.proc is not None, "not started"
+        return int(self.proc.wait(timeout))
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for a graceful exit (SIGKILL after ``timeout``); the exit code."""
+        if self.proc is None:
+            return 0
+        self.signal(signal.SIGTERM)
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """kill -9: no cleanup, no graceful shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+
+    def __enter__(self) -> ServerProc:
+        return self.start() if self.proc is None else self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Never leave a server behind, whatever the test did.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.stop(20)
+        self.kill()
+
+
+async def create_merchant(dsn: str, identifier: str = "shop-a", *, catalog: bool = True) -> Merchant:
+    """A merchant (with the example catalog unless ``catalog=False``) created directly in ``dsn``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        key = merchants.generate_key()
+        await merchants.add(conn, identifier, key)
+        if catalog:
+            await catalog_store.load(conn, identifier, example_catalog_text(), loaded_by="test")
+    finally:
+        await conn.close()
+    return Merchant(identifier, key)
+
+
+async def bearer(session: aiohttp.ClientSession, url: str, merchant: Merchant) -> dict[str, str]:
+    """Authorization headers for ``merchant`` from the server at ``url`` (POST /auth must be 201)."""
+    async with session.post(f"{url}/auth", json=merchant.auth_body()) as resp:
+        body: dict[str, Any] = await resp.json()
+        assert resp.status == 201, body
+        return {"Authorization": f"Bearer {body['token']}"}
+
+
+def raise_fd_limit(want: int) -> int:
+    """Raise this process's soft open-files limit towards ``want`` (children inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft if soft != resource.RLIM_INFINITY else want
