@@ -188,7 +188,11 @@ CONDITION_CASES = [
     ("parcel_dimensions_max = [10000, 5000, 5000]", {}, True),
     ("parcel_dimensions_max = [1200, 600, 600]", {}, False),
     ("parcel_dimensions_max = [600, 400, 400]", {"line__dimensions": None}, True),  # unknown size: allowed
-    ('parcel_dimensions_max = [600, 400, 400]\nunknown_dimensions = "refuse"', {"line__dimensions": None}, False),
+    (
+        'parcel_dimensions_max = [600, 400, 400]\nunknown_dimensions = "refuse"',
+        {"line__dimensions": None},
+        False,
+    ),
     ('unknown_dimensions = "refuse"', {}, True),
     ("physical_goods = true", {}, True),
     ("physical_goods = false", {}, False),

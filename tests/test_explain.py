@@ -49,7 +49,8 @@ def test_explain_text_for_the_example_request() -> None:
     assert "    delivery: Levereras om 1-2 arbetsdagar, om du beställer före 14:00" in lines
     assert "-- instabox-locker 'Instabox Paketskåp': HIDDEN" in lines
     assert (
-        "    decided by: when.parcel_dimensions_max: unit 5000x5000x5000 mm does not fit 600x400x400 mm in any orientation" in lines
+        "    decided by: when.parcel_dimensions_max: unit 5000x5000x5000 mm does not fit 600x400x400 mm in any orientation"
+        in lines
     )
     assert "    decided by: when.customer_types: customer type person is not one of organization" in lines
     assert "    decided by: fallback: other options are offered" in lines
