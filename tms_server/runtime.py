@@ -13,25 +13,32 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from attrs import define, frozen
+import asyncpg
+import attrs
+from attrs import define, field, frozen
 
 from tms_server import auth, catalog_store, wire
 from tms_server.catalog import Catalog, CatalogError, parse_catalog, shipping_options
 from tms_server.config import Config
 from tms_server.db import Database
+from tms_server.geo import PostalPositions
+from tms_server.geodata import GeoData, build_network
+from tms_server.geodata import store as geo_store
 
 log = logging.getLogger(__name__)
 
 
 @frozen
 class MerchantState:
-    """One merchant as the request path sees it."""
+    """One merchant as the request path sees it: ``catalog`` is ``parsed`` bound to the shared
+    geographic data (imported networks, postal positions)."""
 
     merchant_id: int
     identifier: str
     active: bool
     catalog_id: int | None
     catalog: Catalog | None
+    parsed: Catalog | None = None
 
 
 @define
@@ -43,7 +50,9 @@ class Runtime:
     merchants: dict[int, MerchantState]
     last_refresh: float = 0.0
     last_error: str | None = None
+    geo: GeoData = field(factory=GeoData)
     _lock: asyncio.Lock | None = None
+    _postal_rows: dict[str, list[tuple[str, str, float, float]]] = field(factory=dict)
 
     @classmethod
     def create(cls, config: Config) -> Runtime:
@@ -55,16 +64,21 @@ class Runtime:
         """Reload signing keys and the served catalogs; compile what changed."""
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock, db.connection() as conn:
-            keys, current = await auth.load_signing_keys(conn, self.config.token_ttl)
-            served = await catalog_store.served(conn)
-            sources = {
-                s.catalog_id: await catalog_store.source(conn, s.catalog_id)
-                for s in served
-                if s.catalog_id is not None and not self._has(s.merchant_id, s.catalog_id)
-            }
-        self.keyring.update(keys, current)
-        self.merchants = {s.merchant_id: self._state(s, sources) for s in served}
+        async with self._lock:
+            async with db.connection() as conn:
+                keys, current = await auth.load_signing_keys(conn, self.config.token_ttl)
+                served = await catalog_store.served(conn)
+                sources = {
+                    s.catalog_id: await catalog_store.source(conn, s.catalog_id)
+                    for s in served
+                    if s.catalog_id is not None and not self._has(s.merchant_id, s.catalog_id)
+                }
+                geo_changed = await self._load_geo(conn)
+            self.keyring.update(keys, current)
+            states = {s.merchant_id: self._state(s, sources) for s in served}
+            if geo_changed:
+                states = {mid: self._rebind(st) for mid, st in states.items()}
+            self.merchants = states
         self.last_refresh = time.monotonic()
         self.last_error = None
 
@@ -73,13 +87,59 @@ class Runtime:
         return old is not None and old.catalog_id == catalog_id and old.catalog is not None
 
     def _state(self, s: catalog_store.ServedCatalog, sources: dict[int, str]) -> MerchantState:
-        catalog = None
+        parsed = catalog = None
         if s.catalog_id is not None:
             if s.catalog_id in sources:
-                catalog = _compile(s.identifier, sources[s.catalog_id])
+                parsed = _compile(s.identifier, sources[s.catalog_id])
+                catalog = self._bind(parsed)
             else:
-                catalog = self.merchants[s.merchant_id].catalog
-        return MerchantState(s.merchant_id, s.identifier, s.active, s.catalog_id, catalog)
+                old = self.merchants[s.merchant_id]
+                parsed, catalog = old.parsed, old.catalog
+        return MerchantState(s.merchant_id, s.identifier, s.active, s.catalog_id, catalog, parsed)
+
+    def _bind(self, parsed: Catalog | None) -> Catalog | None:
+        if parsed is None:
+            return None
+        missing = parsed.networks_needed - self.geo.networks.keys()
+        if missing:
+            log.warning("catalog %r names pickup-point networks not imported: %s", parsed.version_label, ", ".join(sorted(missing)))  # fmt: skip
+        catalog = parsed.bound(self.geo.bindable(), self.geo.positions)
+        warm_up(catalog)
+        return catalog
+
+    def _rebind(self, state: MerchantState) -> MerchantState:
+        return attrs.evolve(state, catalog=self._bind(state.parsed))
+
+    async def _load_geo(self, conn: asyncpg.Connection) -> bool:
+        """Reload the postal countries and networks whose digest changed; True when anything did."""
+        digests = await geo_store.digests(conn)
+        if digests == self.geo.digests:
+            return False
+        old = self.geo.digests
+        changed = {k for k in digests.keys() | old.keys() if digests.get(k) != old.get(k)}
+        countries = sorted(k.split(":", 1)[1] for k in changed if k.startswith("postal:") and k in digests)
+        for country in {k.split(":", 1)[1] for k in changed if k.startswith("postal:")}:
+            self._postal_rows.pop(country, None)
+        for row in await geo_store.load_positions(conn, countries):
+            self._postal_rows.setdefault(row[0], []).append(row)
+        networks = dict(self.geo.networks)
+        for key in sorted(changed):
+            if not key.startswith("network:"):
+                continue
+            name = key.split(":", 1)[1]
+            networks.pop(name, None)
+            if key in digests:
+                rows = await geo_store.load_network(conn, name)
+                networks[name] = await asyncio.to_thread(build_network, name, digests[key], rows)
+        positions = self.geo.positions
+        if any(k.startswith("postal:") for k in changed):
+            every = [row for rows in self._postal_rows.values() for row in rows]
+            positions = (
+                await asyncio.to_thread(PostalPositions, every, "imported postal areas") if every else None
+            )
+        self.geo = GeoData(networks, positions, digests)
+        log.info("geographic data loaded: %d networks, %d postal codes", len(networks), positions.codes if positions else 0)  # fmt: skip
+        return True
 
     async def refresh_soon(self, db: Database, min_age: float = 0.5) -> bool:
         """Refresh now unless that happened less than ``min_age`` s ago; False when it could not."""
@@ -97,13 +157,11 @@ class Runtime:
 
 def _compile(identifier: str, source: str) -> Catalog | None:
     try:
-        catalog = parse_catalog(source, source=f"catalog of {identifier}")
+        return parse_catalog(source, source=f"catalog of {identifier}")
     except CatalogError as exc:
         # Loads are validated first, so this only happens when the format got stricter in an upgrade.
         log.error("catalog of merchant %s no longer compiles: %s", identifier, exc)
         return None
-    warm_up(catalog)
-    return catalog
 
 
 def warm_up(catalog: Catalog) -> None:

@@ -16,7 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from tms_server import wire
+from tms_server.admin.common import with_db
 from tms_server.catalog import (
     Catalog,
     CatalogError,
@@ -25,6 +28,10 @@ from tms_server.catalog import (
     parse_catalog,
     shipping_options,
 )
+from tms_server.db import DatabaseUnavailable
+from tms_server.db.embedded import EmbeddedError
+from tms_server.geodata import bind_from_database
+from tms_server.geodata import store as geo_store
 
 __all__ = ["add_parsers", "cmd_check", "cmd_example", "cmd_explain_file", "explain_text", "replay"]
 
@@ -62,13 +69,37 @@ def cmd_example(args: argparse.Namespace) -> int:
 def _load(path: Path) -> Catalog | None:
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-        return parse_catalog(text, source=str(path))
+        catalog = parse_catalog(text, source=str(path))
+        return with_networks(catalog, text, str(path)) if catalog.networks_needed else catalog
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+    except UnicodeDecodeError as exc:
+        print(f"{path}: not UTF-8 text (byte {exc.start}): expected a TOML catalog", file=sys.stderr)
     except CatalogError as exc:
         for error in exc.errors:
             print(f"{path}: {error}", file=sys.stderr)
     return None
+
+
+def with_networks(catalog: Catalog, text: str, source: str) -> Catalog:
+    """Check the imported networks a catalog names against the database, and bind them.
+
+    Only catalogs that name a network not in the file reach the database; CatalogError when a
+    named network is missing (or a per-point price names an id it does not have)."""
+
+    async def go(conn: asyncpg.Connection) -> Catalog:
+        parse_catalog(text, source=source, networks=await geo_store.network_ids(conn))
+        return await bind_from_database(conn, catalog)
+
+    names = ", ".join(sorted(catalog.networks_needed))
+    try:
+        return with_db(argparse.Namespace(), go)
+    except (DatabaseUnavailable, EmbeddedError, OSError, asyncpg.PostgresError) as exc:
+        raise CatalogError(
+            [
+                f"pickup_points: {names} is not a list in this catalog, and the imported networks could not be read: {exc}"
+            ]
+        ) from None
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -19,7 +19,8 @@ import orjson
 from tms_server import catalog_store
 from tms_server.admin import catalog_cmd
 from tms_server.admin.common import AdminError, actor, table, with_db
-from tms_server.catalog import CatalogError, explain_text, parse_catalog
+from tms_server.catalog import Catalog, CatalogError, explain_text, parse_catalog
+from tms_server.geodata import bind_from_database
 
 
 def add_parsers(sub: Any) -> None:
@@ -73,7 +74,9 @@ def _read(path: str) -> str:
 def cmd_load(args: argparse.Namespace) -> int:
     text = _read(args.file)
     try:
-        parse_catalog(text, source=args.file)
+        catalog = parse_catalog(text, source=args.file)
+        if catalog.networks_needed:
+            catalog_cmd.with_networks(catalog, text, args.file)
     except CatalogError as exc:
         print(f"{args.file}: invalid catalog:", file=sys.stderr)
         for line in exc.errors:
@@ -106,7 +109,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if source is None:
         raise AdminError(f"merchant {args.identifier!r} has no catalog loaded")
     catalog = parse_catalog(source, source=f"catalog of {args.identifier}")
-    print(explain_text(catalog, request, now=now))
+
+    async def bind(conn: asyncpg.Connection) -> Catalog:
+        return await bind_from_database(conn, catalog)
+
+    print(explain_text(with_db(args, bind), request, now=now))
     return 0
 
 

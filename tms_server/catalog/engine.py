@@ -27,10 +27,12 @@ from tms_server.catalog.logistics import (
     delivery_time,
     location_dict,
     pickup_points,
+    recipient_position,
     timeslots,
 )
 from tms_server.catalog.model import Catalog, Location, Option
 from tms_server.catalog.pricing import Price, price_of
+from tms_server.geo import inside
 
 __all__ = ["Outcome", "evaluate_options", "option_dict", "request_facts", "shipping_options"]
 
@@ -56,6 +58,7 @@ class Outcome:
     delivery_time: dict[str, Any] | None = None
     location_times: Mapping[str, dict[str, Any] | None] = attrs.field(factory=dict)
     nearby: Nearby | None = None
+    area: dict[str, Any] | None = None
 
 
 def request_facts(catalog: Catalog, req: Request, now: datetime) -> Facts:
@@ -86,10 +89,35 @@ def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Out
             "no_timeslot",
             f"timeslots: no slot in the next {option.timeslots.days} delivery days can still be reached",
         )
-    price = price_of(table, facts, facts.currency)
+    price, area = _with_area(catalog, option, facts, price_of(table, facts, facts.currency))
     promise = delivery_time(catalog, option, facts, now, first_slot=slots[0] if slots else None)
     own = {p.id: delivery_time(catalog, option, facts, now, p) for p in points if p.lead_days is not None}
-    return Outcome(option, True, "offered", "all conditions hold", price, points, slots, promise, own, nearby)
+    return Outcome(
+        option, True, "offered", "all conditions hold", price, points, slots, promise, own, nearby, area
+    )
+
+
+def _with_area(
+    catalog: Catalog, option: Option, facts: Facts, price: Price
+) -> tuple[Price, dict[str, Any] | None]:
+    """The KSS ``area`` and its price, when the recipient's position lies inside the option's area.
+
+    The area price is added after ``free_above``: it is the zone's own cost (a ferry, a toll),
+    shown to the shopper with the area, not part of the option's own price that free_above waives."""
+    area, code = option.area, facts.compact_postal
+    if area is None or facts.country is None or code is None:
+        return price, None
+    where = recipient_position(catalog, facts.country, code)
+    if where is None or not inside(where.lat, where.lng, area.boundary):
+        return price, None
+    amount = option.prices[facts.currency].area
+    lines = (*price.lines[:-1], f"+ {amount} area {area.type}", f"= {price.amount + amount} {facts.currency}")
+    shape = [{"lat": lat, "lng": lng} for lat, lng in area.boundary]
+    return Price(price.amount + amount, lines, price.free_above), {
+        "boundary": shape,
+        "price": amount,
+        "type": area.type,
+    }
 
 
 def _sort_key(outcome: Outcome) -> tuple[bool, int, int, str]:
@@ -146,6 +174,8 @@ def option_dict(outcome: Outcome, facts: Facts) -> dict[str, Any]:
         out["features"] = [dict(f) for f in o.features]
     if o.addons:
         out["addons"] = _addons(outcome, facts.currency)
+    if outcome.area is not None:
+        out["area"] = outcome.area
     if outcome.locations and not facts.preview:
         out["locations"] = [
             _location(outcome, loc, table.locations.get(loc.id, 0), facts) for loc in outcome.locations

@@ -66,7 +66,14 @@ def _notes(catalog: Catalog, outcome: Outcome, facts: Facts, now: datetime, loca
             f"delivery: {render(outcome.delivery_time, now=now, tz=tz, locale=locale) or '(nothing to say)'}"
         )
     if outcome.locations and not facts.preview:
-        notes.append("pickup points: " + ", ".join(loc.id for loc in outcome.locations))
+        km = outcome.nearby.km if outcome.nearby else {}
+        listed = ", ".join(
+            f"{loc.id} ({km[loc.id]:.1f} km)" if loc.id in km else loc.id for loc in outcome.locations
+        )
+        how = f" [{outcome.nearby.note}]" if outcome.nearby and outcome.nearby.note else ""
+        notes.append(f"pickup points: {listed}{how}")
+    if outcome.area is not None:
+        notes.append(f"area: recipient inside {outcome.area['type']} (+{outcome.area['price']})")
     if outcome.slots and not facts.preview:
         notes.append(f"timeslots: {len(outcome.slots)}, first {outcome.slots[0].id}")
     return tuple(notes)

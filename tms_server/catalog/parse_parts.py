@@ -29,6 +29,7 @@ from tms_server.catalog.reader import Context, Table, calendar_date, clock, join
 __all__ = [
     "COUNTRY",
     "read_conditions",
+    "read_hours",
     "read_location",
     "read_promise",
     "read_timeslots",
@@ -153,7 +154,8 @@ def _hours_list(ctx: Context, path: str, value: object) -> tuple[TimeWindow, ...
     return tuple(w for w in found if w is not None)
 
 
-def _hours(t: Table | None) -> Hours:
+def read_hours(t: Table | None) -> Hours:
+    """Opening hours from ``default``, ``mon``..``sun`` and ``dates`` (see the catalog format)."""
     if t is None:
         return Hours()
     default: tuple[TimeWindow, ...] = ()
@@ -197,7 +199,7 @@ def read_location(t: Table) -> Location | None:
         country=country or "",
         lat=lat,
         lng=lng,
-        hours=_hours(t.table("hours")),
+        hours=read_hours(t.table("hours")),
         lead_days=_lead_days(t, required=False),
     )
     t.done()
