@@ -27,7 +27,10 @@ from tms_server.db.migrate import migrate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-TABLES = "audit_log, tracking, shipments, auth_nonces, signing_keys, merchant_keys, catalogs, merchants"
+TABLES = (
+    "audit_log, tracking, shipments, auth_nonces, signing_keys, merchant_keys, catalogs, merchants, "
+    "pickup_points, pickup_networks, postal_areas, postal_area_imports"
+)
 
 
 async def recreate_database(admin_dsn: str, name: str) -> None:
