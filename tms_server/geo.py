@@ -133,76 +133,113 @@ class Located(Protocol):
 
 L = TypeVar("L", bound=Located)
 
-_CELL_DEGREES: Final = 0.1  # about 11 km north-south; east-west shrinks with the latitude
+# (lat, lng) cell sizes in degrees: about 2.2 km square at 60°N for searches up to 100 km, and a
+# coarse grid (about 55 km) for the rare far search (how far the nearest point is, for the trace).
+_FINE: Final = (0.02, 0.04)
+_COARSE: Final = (0.5, 1.0)
+_FINE_UP_TO_KM: Final = 100.0
+
+
+class _Grid(Generic[L]):
+    """Placed points bucketed by cell; each entry is (lat, lng, point)."""
+
+    def __init__(self, points: Sequence[L], size: tuple[float, float]) -> None:
+        self.dlat, self.dlng = size
+        self.cells: dict[tuple[int, int], list[tuple[float, float, L]]] = defaultdict(list)
+        for p in points:
+            assert p.lat is not None and p.lng is not None
+            self.cells[self.cell(p.lat, p.lng)].append((p.lat, p.lng, p))
+
+    def cell(self, lat: float, lng: float) -> tuple[int, int]:
+        return math.floor(lat / self.dlat), math.floor(lng / self.dlng)
+
+    def min_km(self, lat: float, lng: float, ci: int, cj: int) -> float:
+        """A lower bound of the distance from (lat, lng) to any point of cell (ci, cj)."""
+        lo, hi = ci * self.dlat, (ci + 1) * self.dlat
+        west, east = cj * self.dlng, (cj + 1) * self.dlng
+        dy = max(0.0, lo - lat, lat - hi) * _KM_PER_DEGREE
+        dx_deg = max(0.0, west - lng, lng - east)
+        if dx_deg == 0.0:
+            return dy * 0.99
+        # East-west degrees are shortest at the cell edge farthest from the equator.
+        widest = min(89.99, max(abs(lo), abs(hi), abs(lat)))
+        dx = dx_deg * _KM_PER_DEGREE * math.cos(math.radians(widest))
+        return math.hypot(dx, dy) * 0.99  # 1 % slack: flat geometry against the sphere
 
 
 class PointIndex(Generic[L]):
-    """Points of one network in a grid of 0.1° cells, for "the nearest N within R km" queries.
+    """Points of one network in a grid, for "the nearest N within R km" queries.
 
-    The search walks rings of cells outwards from the query's cell and stops once the ring is
-    farther than R or than the N-th best distance found, so a dense city and an empty
-    countryside both cost a few hundred distance computations at most. Points without a
-    position are kept apart (``unplaced``): no distance can be promised for them."""
+    The search walks rings of cells outwards from the query's cell, skips every cell whose nearest
+    edge is farther than R or than the N-th best distance so far, and stops once a whole ring is,
+    so a dense city and an empty countryside both cost a few hundred distance computations at most.
+    Points without a position are kept apart (``unplaced``): no distance can be promised for them."""
 
     def __init__(self, points: Sequence[L]) -> None:
         self.size = len(points)
-        self._cells: dict[tuple[int, int], list[L]] = defaultdict(list)
+        placed = [p for p in points if p.lat is not None and p.lng is not None]
         self.unplaced: tuple[L, ...] = tuple(p for p in points if p.lat is None or p.lng is None)
+        self._fine = _Grid(placed, _FINE)
+        self._coarse = _Grid(placed, _COARSE)
         self._districts: dict[tuple[str, str], list[L]] = defaultdict(list)
         for p in points:
-            if p.lat is not None and p.lng is not None:
-                self._cells[self._cell(p.lat, p.lng)].append(p)
             code = compact_code(p.postal_code)
             self._districts[p.country, code[: min_prefix_length(code)]].append(p)
+        for members in self._districts.values():
+            members.sort(key=lambda p: p.id)
 
     def in_district(self, country: str, code: str) -> list[L]:
         """The points whose postal code shares compact ``code``'s district (its first
         ``min_prefix_length`` characters), in id order."""
-        return sorted(self._districts.get((country, code[: min_prefix_length(code)]), ()), key=lambda p: p.id)
-
-    @staticmethod
-    def _cell(lat: float, lng: float) -> tuple[int, int]:
-        return math.floor(lat / _CELL_DEGREES), math.floor(lng / _CELL_DEGREES)
+        return list(self._districts.get((country, code[: min_prefix_length(code)]), ()))
 
     def nearest(
         self, lat: float, lng: float, *, country: str, limit: int, max_km: float
     ) -> list[tuple[L, float]]:
         """Up to ``limit`` points of ``country`` within ``max_km`` of (lat, lng), nearest first,
         each with its distance in km; ties by id, so equal inputs give equal answers."""
-        found: list[tuple[float, str, L]] = []
-        # The narrowest a cell gets within the search disc: its east-west width at the highest latitude.
-        lat_reach = max_km / _KM_PER_DEGREE
-        widest_lat = min(89.9, abs(lat) + lat_reach + _CELL_DEGREES)
-        cell_km = _CELL_DEGREES * _KM_PER_DEGREE * max(math.cos(math.radians(widest_lat)), 0.01)
-        rows = math.ceil(lat_reach / _CELL_DEGREES) + 1
-        cols = min(math.ceil(max_km / cell_km) + 1, 1800)
-        ci, cj = self._cell(lat, lng)
-        for ring in range(max(rows, cols) + 1):
-            # Every cell of this ring is at least (ring - 1) cells away from the query point.
-            bound = (ring - 1) * cell_km
-            if bound > max_km or (len(found) >= limit and bound > found[limit - 1][0]):
-                break
-            for cell in _ring(ci, cj, ring, rows, cols):
-                for p in self._cells.get(cell, ()):
+        grid = self._fine if max_km <= _FINE_UP_TO_KM else self._coarse
+        best: list[tuple[float, str, L]] = []  # kept sorted, at most ``limit`` long
+        worst = max_km
+        ci, cj = grid.cell(lat, lng)
+        reach_rows = math.ceil(max_km / _KM_PER_DEGREE / grid.dlat) + 1
+        cos_far = max(math.cos(math.radians(min(89.99, abs(lat) + max_km / _KM_PER_DEGREE))), 1e-6)
+        reach_cols = min(
+            math.ceil(max_km / (_KM_PER_DEGREE * cos_far) / grid.dlng) + 1, math.ceil(360 / grid.dlng)
+        )
+        for ring in range(max(reach_rows, reach_cols) + 1):
+            touched = False
+            for di, dj in _ring(ring, reach_rows, reach_cols):
+                if grid.min_km(lat, lng, ci + di, cj + dj) > worst:
+                    continue
+                touched = True
+                for plat, plng, p in grid.cells.get((ci + di, cj + dj), ()):
                     if p.country != country:
                         continue
-                    assert p.lat is not None and p.lng is not None
-                    km = distance_km(lat, lng, p.lat, p.lng)
-                    if km <= max_km:
-                        found.append((km, p.id, p))
-            found.sort(key=lambda item: (item[0], item[1]))
-        return [(p, km) for km, _, p in found[:limit]]
+                    km = distance_km(lat, lng, plat, plng)
+                    if km <= worst:
+                        best.append((km, p.id, p))
+                        best.sort(key=lambda item: (item[0], item[1]))
+                        del best[limit:]
+                        if len(best) == limit:
+                            worst = best[-1][0]
+            if not touched and ring > 1:
+                break  # every cell of this ring is out of reach, so every farther ring is too
+        return [(p, km) for km, _, p in best]
 
 
-def _ring(ci: int, cj: int, ring: int, rows: int, cols: int) -> Iterator[tuple[int, int]]:
-    """The cells at Chebyshev distance ``ring`` from (ci, cj), clipped to the search box."""
+def _ring(ring: int, rows: int, cols: int) -> Iterator[tuple[int, int]]:
+    """Offsets of the cells at Chebyshev distance ``ring``, clipped to the search box."""
     if ring == 0:
-        yield ci, cj
+        yield 0, 0
         return
     for di in range(-min(ring, rows), min(ring, rows) + 1):
-        for dj in range(-min(ring, cols), min(ring, cols) + 1):
-            if max(abs(di), abs(dj)) == ring:
-                yield ci + di, cj + dj
+        if abs(di) == ring:
+            for dj in range(-min(ring, cols), min(ring, cols) + 1):
+                yield di, dj
+        elif ring <= cols:
+            yield di, -ring
+            yield di, ring
 
 
 def inside(lat: float, lng: float, polygon: Sequence[tuple[float, float]]) -> bool:
