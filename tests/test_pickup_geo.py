@@ -55,7 +55,7 @@ def test_visby_gets_no_mainland_points_and_the_option_is_hidden() -> None:
     body = body_to("621 41", "Visby")
     assert option(EXAMPLE, body, "postnord-service-point") is None
     assert decided(EXAMPLE, body, "postnord-service-point") == (
-        "pickup_points: no position known for the recipient's postal code: points in its postal district only; "
+        "no_pickup_point: no position known for the recipient's postal code: points in its postal district only; "
         "none of postnord-se there (import positions: tms-admin postal-areas import FILE)"
     )
 
@@ -66,7 +66,7 @@ def test_visby_with_imported_positions_says_how_far_the_nearest_point_is() -> No
     body = body_to("621 41", "Visby")
     assert option(bound, body, "postnord-service-point") is None
     reason = decided(bound, body, "postnord-service-point")
-    assert reason.startswith("pickup_points: no point of postnord-se within 50 km of the recipient")
+    assert reason.startswith("no_pickup_point: no point of postnord-se within 50 km of the recipient")
     assert "the nearest is 1" in reason  # ~150 km (Nacka/Stockholm)
 
 
