@@ -88,9 +88,10 @@ def facts_of(
     Weight: the sum of the physical lines' ``weight × quantity``, or ``order.total_weight`` when that
     is larger (the shop may know about packaging we do not); None when neither is known."""
     lines = req.order.lines
-    goods = [line for line in lines if line.physical]
+    goods = [line for line in lines if line.type not in wire.NOT_SHIPPED]  # OrderLine.physical, inlined
     weighed = [(line.attributes.weight, line.quantity) for line in goods if line.attributes and line.attributes.weight is not None]  # fmt: skip
-    units = tuple(u for u in (_unit(line) for line in goods) if u is not None)
+    sizes = [_unit(line) for line in goods]
+    units = tuple(u for u in sizes if u is not None)
     total = req.order.total_weight
     if weighed:
         summed = sum(w * q for w, q in weighed)
@@ -113,7 +114,9 @@ def facts_of(
         postal_code=postal.normalise(country, code) if country and code else None,
         customer_type=recipient.customer_type if recipient else None,
         sender_id=req.sender.sender_id if req.sender else None,
-        unknown_dimensions=sum(1 for line in goods if line.quantity and _unit(line) is None),
+        unknown_dimensions=sum(
+            1 for line, u in zip(goods, sizes, strict=True) if line.quantity and u is None
+        ),
         physical=bool(goods) if lines else None,
     )
 
@@ -290,14 +293,31 @@ def check_group(
     group: Conditions, facts: Facts, path: str, *, skip: frozenset[str] = frozenset()
 ) -> Failure | None:
     """The first condition of ``group`` that fails (unknown passes), or None when all hold."""
-    for key, check in _CHECKS:
-        rule = getattr(group, key)
-        if rule is None or key in skip:
+    for key, check, rule in _active(group):
+        if key in skip:
             continue
         ok, text = check(rule, facts)
         if ok is False:
             return Failure(path, key, text)
     return None
+
+
+_ACTIVE: dict[int, tuple[Conditions, tuple[tuple[str, Callable[[Any, Facts], Answer], Any], ...]]] = {}
+
+
+def _active(group: Conditions) -> tuple[tuple[str, Callable[[Any, Facts], Answer], Any], ...]:
+    """The group's set conditions in check order, computed once per compiled group (the entry
+    keeps the group alive, so its id is never reused while cached)."""
+    hit = _ACTIVE.get(id(group))
+    if hit is not None:
+        return hit[1]
+    if len(_ACTIVE) > 65536:
+        _ACTIVE.clear()  # catalogs come and go with loads; stay bounded
+    active = tuple(
+        (key, check, getattr(group, key)) for key, check in _CHECKS if getattr(group, key) is not None
+    )
+    _ACTIVE[id(group)] = (group, active)
+    return active
 
 
 def evaluate(
