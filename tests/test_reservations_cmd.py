@@ -372,6 +372,30 @@ def test_track_refuses_unconfirmed(db: Db, seeded: Seeded, capsys: pytest.Captur
     assert db.value("SELECT count(*) FROM tracking") == 1
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "data:text/html,<script>x</script>", "//t.example/T2", "https://", "ftp://t.example/x",
+     "https://t.example/a b", "https://t.example/\u001b[31m", "t.example/T2"],
+)  # fmt: skip
+def test_track_refuses_a_url_that_is_not_absolute_http(
+    db: Db, seeded: Seeded, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    """A tracking URL reaches KSS and the shopper's browser: only absolute http(s) URLs, dry run or not,
+    and the database refuses one written past the command."""
+    for extra in ((), ("--yes",)):
+        status, _, err = run(
+            capsys, "track", str(seeded.confirmed), "--carrier", "postnord", "--tracking-id", "T9",
+            "--tracking-url", url, *extra,
+        )  # fmt: skip
+        assert status == 1 and "expected an absolute https:// (or http://) URL" in err
+    assert db.value("SELECT count(*) FROM tracking") == 1
+    with pytest.raises(asyncpg.CheckViolationError):
+        db.run(lambda c: c.execute(
+            "INSERT INTO tracking (shipment_id, carrier, tracking_id, tracking_url) VALUES ($1, 'x', 'y', $2)",
+            seeded.confirmed, url,
+        ))  # fmt: skip
+
+
 def test_confirm_by_hand(db: Db, seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
     """confirm: a dry run describes the late confirm; --yes confirms with the reason; a repeat changes nothing."""
     sid = seeded.expired

@@ -12,6 +12,7 @@ Export streams through a server-side cursor, so its memory does not grow with th
 from __future__ import annotations
 
 import json
+import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
@@ -93,6 +94,21 @@ COMPLETED = frozenset({"checkout_complete", "created", "authorized", "part_captu
 
 class ReservationError(ValueError):
     """An operator asked for something that cannot be done to a reservation; the message says why."""
+
+
+def check_tracking_url(url: str) -> None:
+    """Accept only an absolute http(s) URL with a host, printable, at most 2,000 characters."""
+    parts = urllib.parse.urlsplit(url)
+    printable = url.isprintable() and not any(ch.isspace() for ch in url)
+    if (
+        parts.scheme.lower() not in ("https", "http")
+        or not parts.hostname
+        or not printable
+        or len(url) > 2000
+    ):
+        raise ReservationError(
+            f"tracking URL {url!r}: expected an absolute https:// (or http://) URL with a host, without spaces"
+        )
 
 
 @frozen
@@ -298,7 +314,12 @@ async def add_tracking(
     conn: asyncpg.Connection, shipment_id: uuid.UUID, carrier: str, tracking_id: str,
     tracking_url: str | None, actor: str,
 ) -> bool:  # fmt: skip
-    """Attach a parcel's tracking to a confirmed reservation. Returns False when it was already there."""
+    """Attach a parcel's tracking to a confirmed reservation. Returns False when it was already there.
+
+    ``tracking_url`` must be an absolute ``https``/``http`` URL: it reaches KSS and the shopper's
+    browser, so ``javascript:`` and the like are refused (ReservationError)."""
+    if tracking_url is not None:
+        check_tracking_url(tracking_url)
     async with conn.transaction():
         merchant, status = await _lock(conn, shipment_id)
         if status != "confirmed":

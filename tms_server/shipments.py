@@ -36,7 +36,8 @@ INSERT INTO audit_log (actor, action, merchant_id, shipment_id, detail)
 SELECT 'kss', CASE WHEN created THEN 'reserved' ELSE 'updated' END, merchant_id, id, $11 FROM up
 )
 SELECT up.*, coalesce((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                    'carrier', t.carrier, 'tracking_id', t.tracking_id, 'tracking_url', t.tracking_url))
+                    'carrier', t.carrier, 'tracking_id', t.tracking_id,
+                    'tracking_url', CASE WHEN t.tracking_url ~* '^https?://[^[:space:][:cntrl:]]+$' THEN t.tracking_url END))
                   ORDER BY t.id)
                    FROM tracking t WHERE t.shipment_id = up.id), '[]'::jsonb) AS tracking
   FROM up
@@ -53,7 +54,8 @@ CONFIRM = "UPDATE shipments SET status = 'confirmed', confirmed_at = now() WHERE
 VIEW = """
 SELECT s.id, s.status, s.carrier, s.carrier_product, s.additional_info,
        coalesce((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                    'carrier', t.carrier, 'tracking_id', t.tracking_id, 'tracking_url', t.tracking_url))
+                    'carrier', t.carrier, 'tracking_id', t.tracking_id,
+                    'tracking_url', CASE WHEN t.tracking_url ~* '^https?://[^[:space:][:cntrl:]]+$' THEN t.tracking_url END))
                   ORDER BY t.id)
                    FROM tracking t WHERE t.shipment_id = s.id), '[]'::jsonb) AS tracking
   FROM shipments s WHERE s.id = $1 AND s.merchant_id = $2

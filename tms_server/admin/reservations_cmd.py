@@ -302,6 +302,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 @_domain_errors
 def cmd_track(args: argparse.Namespace) -> int:
     sid = _shipment_id(args.shipment_id)
+    if args.tracking_url is not None:
+        ra.check_tracking_url(args.tracking_url)
     what = f"{args.carrier} {args.tracking_id}" + (f" ({args.tracking_url})" if args.tracking_url else "")
     if not args.yes:
         d = with_db(args, lambda conn: ra.get(conn, sid))
