@@ -36,7 +36,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/shipment/{shipment_id}/confirm", kss.post_confirm)
     app.router.add_get("/healthz", ops.healthz, allow_head=True)
     app.router.add_get("/readyz", ops.readyz, allow_head=True)
-    app.router.add_get("/metrics", ops.metrics)
+    if app[keys.CONFIG].metrics_port is None:  # with a metrics port, traffic figures stay off the KSS port
+        app.router.add_get("/metrics", ops.metrics)
 
 
 def create_app(config: Config, dsn: str | None = None, *, sweeper: bool = True) -> web.Application:
@@ -57,7 +58,13 @@ def create_app(config: Config, dsn: str | None = None, *, sweeper: bool = True) 
     if config.metrics_port is not None:
         app.cleanup_ctx.append(metrics_port_ctx)
     add_routes(app)
+    app.on_response_prepare.append(_server_header)
     return app
+
+
+async def _server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """Name the product, not the Python and aiohttp versions an attacker would look up."""
+    response.headers["Server"] = "tms_server"
 
 
 async def _connect(app: web.Application, wait: float = 30.0) -> None:
@@ -162,6 +169,7 @@ async def metrics_port_ctx(app: web.Application) -> AsyncIterator[None]:
     side.router.add_get("/metrics", ops.metrics)
     side.router.add_get("/healthz", ops.healthz)
     side.router.add_get("/readyz", ops.readyz)
+    side.on_response_prepare.append(_server_header)
     runner = web.AppRunner(side, access_log=None)
     await runner.setup()
     config = app[keys.CONFIG]
