@@ -167,6 +167,47 @@ def test_network_file_shape_errors(content: str, message: str) -> None:
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("x-1,A,Gatan 1,621 45,Visby,SE,18.3010,57.6330,,", "latitude and longitude swapped?"),
+        ("x-1,A\u001b[31m,Gatan 1,621 45,Visby,SE,57.6,18.3,,", "name: contains a control character"),
+        ("x-1,A,Gatan 1,621 45,Visby,SE,5_7.6,18.3,,", "lat: expected degrees"),
+        ("x-1,A,Gatan 1,621 45,Visby,SE,57.6,18.3,;,", "hours.default: expected windows"),
+        ("x-1,A,Gatan 1,621 45,Visby,SE,57.6,18.3,,\u00b2", "lead_days_min: expected 0 <= lead_days_min"),
+    ],
+)
+def test_network_cells_that_would_mislead(row: str, message: str) -> None:
+    """Swapped coordinates, control characters, Python-only number syntax, an empty hours cell and a
+    superscript digit are refused with the line, never a traceback."""
+    header = "id,name,street_address,postal_code,city,country,lat,lng,hours_default,lead_days_min"
+    text = header + "\n" + row.encode().decode("unicode_escape").encode("latin-1").decode("utf-8") + "\n"
+    with pytest.raises(ImportFileError) as err:
+        read_points(text.encode())
+    assert message in str(err.value) and "line 2" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("SE\t111 34\tSto\x00ckholm\t\t\t\t\t\t\t59.3\t18.0\t4", "line 1: contains a control character"),
+        ("SE\t111 34\tStockholm\t\t\t\t\t\t\t5_9.3\t18.0\t4", "line 1: latitude"),
+        ("SE\tX\tStockholm\t\t\t\t\t\t\t59.3\t18.0\t4", "line 1: postal code: not a valid SE postal code"),
+        ("SE\t111 34\tStockholm\t\t\t\t\t\t\t59.3\t18.0\t\u00b2", None),
+    ],
+)
+def test_geonames_lines_that_would_mislead(line: str, message: str | None) -> None:
+    """NUL and other control characters, Python-only number syntax and an impossible code are refused by
+    line; an odd accuracy is ignored, not a traceback."""
+    text = line.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
+    if message is None:
+        assert read_geonames([text])[0].accuracy is None
+        return
+    with pytest.raises(ImportFileError) as err:
+        read_geonames([text])
+    assert message in str(err.value)
+
+
 def test_geojson_network(admin_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A GeoJSON FeatureCollection of Points imports like the CSV ([lng, lat] order)."""
     doc = {

@@ -67,7 +67,6 @@ def test_visby_with_imported_positions_says_how_far_the_nearest_point_is() -> No
     assert option(bound, body, "postnord-service-point") is None
     reason = decided(bound, body, "postnord-service-point")
     assert reason.startswith("no_pickup_point: no point of postnord-se within 50 km of the recipient")
-    assert "the nearest is 1" in reason  # ~150 km (Nacka/Stockholm)
 
 
 def test_reserving_a_far_point_is_refused() -> None:
@@ -90,6 +89,17 @@ def test_kiruna_gets_only_kiruna() -> None:
     bound = EXAMPLE.bound({}, POSITIONS)
     found = option(bound, body, "postnord-service-point")
     assert found is not None and [loc["id"] for loc in found["locations"]] == ["pn-kiruna"]
+
+
+@pytest.mark.parametrize(("code", "city"), [("984 31", "Pajala"), ("982 31", "Gällivare")])
+def test_a_coarse_prefix_never_places_a_far_recipient_next_to_a_point(code: str, city: str) -> None:
+    """Pajala is 150 km and Gällivare 80 km from the Kiruna point; no position finer than a postal
+    district is known, so no point is offered (a 2-digit "98" centre would have put them in Kiruna)."""
+    assert option(EXAMPLE, body_to(code, city), "postnord-service-point") is None
+    coarse = parse_catalog(
+        example_catalog_text().replace('"981" = [67.8550, 20.2250]', '"98" = [67.8550, 20.2250]')
+    )
+    assert option(coarse, body_to(code, city), "postnord-service-point") is None
 
 
 def test_stockholm_points_are_nearest_first_and_capped() -> None:
@@ -184,6 +194,28 @@ def test_grid_index_matches_brute_force_on_20000_points(
     expected = [(km, pid) for km, pid in expected if km <= reach][:limit]
     got = [(km, p.id) for p, km in INDEX.nearest(lat, lng, country="SE", limit=limit, max_km=reach)]
     assert got == expected
+
+
+def test_imported_codes_stand_for_the_longer_codes_under_them() -> None:
+    """GeoNames lists NL's 4 digits and GB's outward codes: "1012 AB" is placed by "1012", "SW1A 1AA"
+    by "SW1A", and a US ZIP+4 by its ZIP."""
+    rows = [("NL", "1012", 52.37, 4.89), ("GB", "SW1A", 51.50, -0.14), ("US", "10001", 40.75, -73.99)]
+    positions = PostalPositions(rows)
+    for country, code in (("NL", "1012AB"), ("GB", "SW1A1AA"), ("US", "100011234")):
+        found = positions.position(country, code)
+        assert found is not None, code
+
+
+def test_the_log_trace_does_not_locate_the_recipient() -> None:
+    """explain(redact=True), which is logged, names neither the offered points nor distances."""
+    req = wire.parse(body_to("111 34", "Stockholm"), wire.ShippingOptionsRequest)
+    text = str(explain(EXAMPLE, req, now=NOW, redact=True))
+    assert "pn-sthlm" not in text and " km" not in text.replace("50 km", "")
+    assert "pickup points: 5 offered (withheld from logs)" in text
+    visby = wire.parse(body_to("621 41", "Visby"), wire.ShippingOptionsRequest)
+    far = str(explain(EXAMPLE.bound({}, POSITIONS), visby, now=NOW, redact=True))
+    assert "nearest point" not in far
+    assert "nearest point: 17" in str(explain(EXAMPLE.bound({}, POSITIONS), visby, now=NOW))
 
 
 def test_positions_use_the_exact_code_then_the_longest_prefix() -> None:

@@ -140,8 +140,8 @@ base = 4900
 [options.timeslots]
 days = 3
 slots = [
-  { id = "morning", window = "07:00-10:00", cutoff = "20:00", cutoff_days_before = 1 },
   { id = "day", window = "10:00-16:00", cutoff = "09:00" },
+  { id = "morning", window = "07:00-10:00", cutoff = "20:00", cutoff_days_before = 1 },
 ]
 [options.delivery]
 lead_days = [1, 2]
@@ -164,6 +164,8 @@ def test_promise_and_slots_always_agree(name: str, minutes: int) -> None:
     if option is None:
         return
     slots = option["timeslots"]
+    starts = [s["start"] for s in slots]
+    assert starts == sorted(starts)  # chronological, though the template lists "day" before "morning"
     for s in slots:
         cutoff, start = (datetime.fromisoformat(s[k].replace("Z", "+00:00")) for k in ("cutoff", "start"))
         assert now < cutoff <= start, s

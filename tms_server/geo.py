@@ -34,6 +34,7 @@ __all__ = [
     "distance_km",
     "inside",
     "min_prefix_length",
+    "plausible",
 ]
 
 EARTH_RADIUS_KM: Final = 6371.0088
@@ -62,8 +63,29 @@ def compact_code(code: str) -> str:
     return code.upper().replace(" ", "").replace("-", "")
 
 
-def min_prefix_length(code: str) -> int:
-    """The shortest prefix of a compact postal code that may stand for it (see the module docstring)."""
+# Generous (lat_min, lat_max, lng_min, lng_max) boxes around countries' territory with postal codes
+# (Svalbard in NO, Åland in FI, Bornholm in DK, the Canaries in ES), to catch swapped coordinates.
+COUNTRY_BOXES: Final = {
+    "SE": (55.0, 69.2, 10.5, 24.3), "NO": (57.8, 81.0, 4.0, 35.0), "DK": (54.5, 57.9, 8.0, 15.3),
+    "FI": (59.7, 70.1, 19.0, 31.6), "DE": (47.2, 55.1, 5.8, 15.1), "AT": (46.3, 49.1, 9.5, 17.2),
+    "CH": (45.8, 47.9, 5.9, 10.5), "NL": (50.7, 53.6, 3.3, 7.3), "BE": (49.4, 51.6, 2.5, 6.5),
+    "PL": (49.0, 54.9, 14.1, 24.2), "FR": (41.3, 51.2, -5.2, 9.6), "ES": (27.6, 43.9, -18.2, 4.4),
+    "IT": (35.4, 47.1, 6.6, 18.6), "GB": (49.8, 60.9, -8.7, 1.8),
+}  # fmt: skip
+
+
+def plausible(country: str, lat: float, lng: float) -> bool:
+    """Whether (lat, lng) can lie in ``country`` (True for countries without a box here)."""
+    box = COUNTRY_BOXES.get(country)
+    return box is None or (box[0] <= lat <= box[1] and box[2] <= lng <= box[3])
+
+
+def min_prefix_length(code: str, country: str | None = None) -> int:
+    """The shortest prefix of a compact postal code that may stand for it (see the module
+    docstring). In GB that is the outward code (the code less its three-character inward part),
+    which is what GeoNames lists for GB."""
+    if country == "GB" and len(code) >= 5:
+        return len(code) - 3
     return max(2, len(code) - 2)
 
 
@@ -79,7 +101,7 @@ class PostalPositions:
         sums: dict[str, dict[str, list[float]]] = defaultdict(dict)
         for country, code, lat, lng in rows:
             self._exact[country][code] = (lat, lng)
-            for cut in range(min_prefix_length(code), len(code)):
+            for cut in range(min_prefix_length(code, country), len(code)):
                 acc = sums[country].setdefault(code[:cut], [0.0, 0.0, 0.0])
                 acc[0] += lat
                 acc[1] += lng
@@ -95,20 +117,29 @@ class PostalPositions:
         return frozenset(self._exact)
 
     def position(self, country: str, code: str) -> Position | None:
-        """The position of compact ``code`` in ``country``: exact, else its longest known prefix."""
+        """The position of compact ``code`` in ``country``: the exact code, else the longest known
+        prefix (an imported code, or the centre of the codes under it) down to
+        ``min_prefix_length``. A US ZIP+4 is looked up by its ZIP."""
+        found = self.match(country, code)
+        return None if found is None else found[1]
+
+    def match(self, country: str, code: str) -> tuple[int, Position] | None:
+        """(matched length, position) for compact ``code``; see ``position``."""
         exact = self._exact.get(country)
         if exact is None:
             return None
-        hit = exact.get(code)
-        if hit is not None:
-            return Position(hit[0], hit[1], f"{self.source}: exact code")
+        if country == "US" and len(code) == 9 and code.isdigit():
+            code = code[:5]
         prefixes = self._prefixes.get(country, {})
-        for cut in range(len(code) - 1, min_prefix_length(code) - 1, -1):
-            hit = prefixes.get(code[:cut])
+        for cut in range(len(code), min_prefix_length(code, country) - 1, -1):
+            head = code[:cut]
+            hit = exact.get(head)
+            how = "exact code" if cut == len(code) else f"the code {cut} characters long under which it falls"
+            if hit is None:
+                hit = prefixes.get(head)
+                how = f"centre of the codes sharing its first {cut} characters"
             if hit is not None:
-                return Position(
-                    hit[0], hit[1], f"{self.source}: centre of codes starting with {cut} characters of it"
-                )
+                return cut, Position(hit[0], hit[1], f"{self.source}: {how}")
         return None
 
 
@@ -179,25 +210,28 @@ class PointIndex(Generic[L]):
         self.size = len(points)
         placed = [p for p in points if p.lat is not None and p.lng is not None]
         self.unplaced: tuple[L, ...] = tuple(p for p in points if p.lat is None or p.lng is None)
+        self.countries = frozenset(p.country for p in placed)
         self._fine = _Grid(placed, _FINE)
         self._coarse = _Grid(placed, _COARSE)
         self._districts: dict[tuple[str, str], list[L]] = defaultdict(list)
         for p in points:
             code = compact_code(p.postal_code)
-            self._districts[p.country, code[: min_prefix_length(code)]].append(p)
+            self._districts[p.country, code[: min_prefix_length(code, p.country)]].append(p)
         for members in self._districts.values():
             members.sort(key=lambda p: p.id)
 
     def in_district(self, country: str, code: str) -> list[L]:
         """The points whose postal code shares compact ``code``'s district (its first
         ``min_prefix_length`` characters), in id order."""
-        return list(self._districts.get((country, code[: min_prefix_length(code)]), ()))
+        return list(self._districts.get((country, code[: min_prefix_length(code, country)]), ()))
 
     def nearest(
         self, lat: float, lng: float, *, country: str, limit: int, max_km: float
     ) -> list[tuple[L, float]]:
         """Up to ``limit`` points of ``country`` within ``max_km`` of (lat, lng), nearest first,
         each with its distance in km; ties by id, so equal inputs give equal answers."""
+        if country not in self.countries:
+            return []  # nothing to find: do not walk the grid
         grid = self._fine if max_km <= _FINE_UP_TO_KM else self._coarse
         best: list[tuple[float, str, L]] = []  # kept sorted, at most ``limit`` long
         worst = max_km

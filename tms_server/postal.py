@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["KNOWN_COUNTRIES", "compact", "is_valid", "normalise"]
+__all__ = ["DIGIT_COUNTRIES", "KNOWN_COUNTRIES", "compact", "is_valid", "normalise"]
 
 
 def _digits(n: int) -> Callable[[str], str | None]:
@@ -82,6 +82,8 @@ _FORMATS: Final[dict[str, Callable[[str], str | None]]] = {
     "US": _us,
 }
 KNOWN_COUNTRIES: Final = frozenset(_FORMATS)
+# Countries whose every code is digits of one fixed length.
+DIGIT_COUNTRIES: Final = frozenset({"SE", "NO", "DK", "FI", "DE", "AT", "CH", "BE", "FR", "ES", "IT"})
 
 
 def normalise(country: str, code: str) -> str | None:

@@ -95,8 +95,10 @@ LINE_TYPES: Final = (
 # Lines that are not goods to ship. A line without a type, or of a type we do not know, is physical:
 # the capacity checks then err on the side of a parcel that fits.
 NOT_SHIPPED: Final = frozenset(LINE_TYPES) - {PHYSICAL}
-# Lines whose amounts may be negative: they reduce the order. Unknown types may be such lines too.
-_REDUCING: Final = frozenset({"discount", "gift_card", "store_credit"})
+# Lines whose amounts may be negative: they reduce the order. A surcharge may be negative too: checkout
+# plugins send rounding corrections and shops' negative fees (discounts by another name) as surcharge
+# lines. Unknown types may be such lines as well.
+_REDUCING: Final = frozenset({"discount", "gift_card", "store_credit", "surcharge"})
 _NON_NEGATIVE_AMOUNTS: Final = frozenset(LINE_TYPES) - _REDUCING
 
 
@@ -119,8 +121,8 @@ _LINE_MONEY: Final = (
 
 @frozen
 class OrderLine:
-    """One order line; amounts in minor units (negative only on discount, gift_card and store_credit
-    lines, or on a type we do not know), tax_rate with two implied decimals. ``type`` is Klarna's
+    """One order line; amounts in minor units (negative only on discount, gift_card, store_credit and
+    surcharge lines, or on a type we do not know), tax_rate with two implied decimals. ``type`` is Klarna's
     order line type (``LINE_TYPES``); absent means physical."""
 
     quantity: int = attrs.field(validator=_non_negative)

@@ -114,19 +114,21 @@ def facts_of(
         postal_code=postal.normalise(country, code) if country and code else None,
         customer_type=recipient.customer_type if recipient else None,
         sender_id=req.sender.sender_id if req.sender else None,
+        # A size with a side missing is a lower bound for the fit test but unknown for the volume.
         unknown_dimensions=sum(
-            1 for line, u in zip(goods, sizes, strict=True) if line.quantity and u is None
+            1 for line, u in zip(goods, sizes, strict=True) if line.quantity and (u is None or not u.volume)
         ),
-        physical=bool(goods) if lines else None,
+        physical=any(line.quantity for line in goods) if lines else None,
     )
 
 
 def _unit(line: wire.OrderLine) -> Unit | None:
-    """The line's unit size, when all three dimensions are given and above zero."""
+    """The line's unit size, largest side first; a side not given counts as 0, so a partly known
+    size is a lower bound (two 5 m sides never fit a locker) and its volume is 0 (unknown)."""
     d = line.attributes.dimensions if line.attributes else None
-    if d is None or not (d.height and d.width and d.length) or line.quantity == 0:
+    if d is None or line.quantity == 0 or not (d.height or d.width or d.length):
         return None
-    big, mid, small = sorted((d.height, d.width, d.length), reverse=True)
+    big, mid, small = sorted((d.height or 0, d.width or 0, d.length or 0), reverse=True)
     return Unit((big, mid, small), line.quantity)
 
 

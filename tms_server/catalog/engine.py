@@ -80,7 +80,7 @@ def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Out
     nearby = pickup_points(catalog, option, facts)
     points = nearby.points
     if option.locations is not None and not facts.preview and not points:
-        return Outcome(option, False, NO_PICKUP_POINT, f"{NO_PICKUP_POINT}: {nearby.note}")
+        return Outcome(option, False, NO_PICKUP_POINT, f"{NO_PICKUP_POINT}: {nearby.note}", nearby=nearby)
     slots = tuple(s for s in timeslots(catalog, option, facts, now) if s.cutoff > now)
     if option.timeslots is not None and not slots:
         return Outcome(

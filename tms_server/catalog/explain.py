@@ -58,20 +58,33 @@ def _facts_lines(catalog: Catalog, facts: Facts, now: datetime, redact: bool) ->
     )
 
 
-def _notes(catalog: Catalog, outcome: Outcome, facts: Facts, now: datetime, locale: str) -> tuple[str, ...]:
+def _notes(
+    catalog: Catalog, outcome: Outcome, facts: Facts, now: datetime, locale: str, redact: bool
+) -> tuple[str, ...]:
+    """What a person checks next: the promise in words, the pickup points (with distances), the
+    first slot. ``redact`` (for logs) leaves out everything that would locate the recipient: point
+    ids and distances from named, public places pin down a postal code."""
     notes = []
+    nearby = outcome.nearby
+    if not outcome.offered:
+        if nearby is not None and nearby.nearest_km is not None and not redact:
+            notes.append(f"nearest point: {nearby.nearest_km} km away")
+        return tuple(notes)
     if outcome.delivery_time:
         tz = recipient_tz(catalog, facts.country)
         notes.append(
             f"delivery: {render(outcome.delivery_time, now=now, tz=tz, locale=locale) or '(nothing to say)'}"
         )
     if outcome.locations and not facts.preview:
-        km = outcome.nearby.km if outcome.nearby else {}
-        listed = ", ".join(
-            f"{loc.id} ({km[loc.id]:.1f} km)" if loc.id in km else loc.id for loc in outcome.locations
-        )
-        how = f" [{outcome.nearby.note}]" if outcome.nearby and outcome.nearby.note else ""
-        notes.append(f"pickup points: {listed}{how}")
+        if redact:
+            notes.append(f"pickup points: {len(outcome.locations)} offered (withheld from logs)")
+        else:
+            km = nearby.km if nearby else {}
+            listed = ", ".join(
+                f"{loc.id} ({km[loc.id]:.1f} km)" if loc.id in km else loc.id for loc in outcome.locations
+            )
+            how = f" [{nearby.note}]" if nearby and nearby.note else ""
+            notes.append(f"pickup points: {listed}{how}")
     if outcome.area is not None:
         notes.append(f"area: recipient inside {outcome.area['type']} (+{outcome.area['price']})")
     if outcome.slots and not facts.preview:
@@ -98,7 +111,7 @@ def explain(
             decided_by=o.reason,
             price=o.price.amount if o.price else None,
             price_lines=o.price.lines if o.price else (),
-            notes=_notes(catalog, o, facts, now, locale) if o.offered else (),
+            notes=_notes(catalog, o, facts, now, locale, redact),
         )
         for o in outcomes
     )

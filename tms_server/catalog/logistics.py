@@ -31,7 +31,7 @@ from tms_server.catalog.model import (
     TimeWindow,
     Warehouse,
 )
-from tms_server.geo import Position
+from tms_server.geo import Position, min_prefix_length
 
 __all__ = [
     "Nearby",
@@ -131,17 +131,30 @@ class Nearby:
     points: tuple[Location, ...]
     km: Mapping[str, float]
     note: str
+    nearest_km: float | None = None  # when none is near enough: how far the nearest point is
 
 
 def recipient_position(catalog: Catalog, country: str, code: str) -> Position | None:
-    """Where a compact postal ``code`` is: the catalog's ``[postal_areas.XX]`` (longest prefix)
-    overrides the shared imported positions (exact code, else its longest known prefix)."""
-    area = next((a for a in catalog.postal_areas.get(country, ()) if code.startswith(a.prefix)), None)
-    if area is not None:
+    """Where a compact postal ``code`` is: the longest match among the catalog's
+    ``[postal_areas.XX]`` prefixes and the shared imported positions (exact code, or a prefix),
+    the catalog winning a tie. A prefix shorter than the code less two characters stands for too
+    large an area and is never used (``geo.min_prefix_length``): a recipient it would place gets
+    no position rather than a wrong one."""
+    shortest = min_prefix_length(code, country)
+    area = next(
+        (
+            a
+            for a in catalog.postal_areas.get(country, ())
+            if len(a.prefix) >= shortest and code.startswith(a.prefix)
+        ),
+        None,
+    )
+    imported = catalog.positions.match(country, code) if catalog.positions else None
+    if area is not None and (imported is None or len(area.prefix) >= imported[0]):
         return Position(
             area.lat, area.lng, f"catalog [postal_areas.{country}] prefix of {len(area.prefix)} characters"
         )
-    return catalog.positions.position(country, code) if catalog.positions else None
+    return imported[1] if imported else None
 
 
 def pickup_points(catalog: Catalog, option: Option, facts: Facts) -> Nearby:
@@ -184,9 +197,8 @@ def _nearest(catalog: Catalog, option: Option, facts: Facts) -> Nearby:
     points = tuple([p for p, _ in found] + unplaced)[:limit]
     how = f"within {reach} km of the recipient (position: {where.source})"
     if not points:
-        beyond = index.nearest(where.lat, where.lng, country=facts.country, limit=1, max_km=2500)
-        far = f"; the nearest is {beyond[0][1]:.0f} km away" if beyond else ""
-        how = f"no point of {name} {how}{far}"
+        beyond = index.nearest(where.lat, where.lng, country=facts.country, limit=1, max_km=1000)
+        return Nearby((), {}, f"no point of {name} {how}", round(beyond[0][1]) if beyond else None)
     return Nearby(points, {p.id: round(km, 1) for p, km in found}, how)
 
 
@@ -330,7 +342,8 @@ def _generate_slots(
             cutoff = min(own.astimezone(UTC), reachable)
             slot_id = f"{s.id}-{day.isoformat()}-{s.window.start:%H%M}"
             slots.append(Slot(slot_id, s.id, start.astimezone(UTC), end.astimezone(UTC), cutoff))
-    return slots
+    # Chronological, whatever the template's order: the first slot is the promise's earliest.
+    return sorted(slots, key=lambda slot: (slot.start, slot.end, slot.id))
 
 
 _NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -32,6 +33,7 @@ from tms_server import postal
 from tms_server.catalog.model import WEEKDAYS, Hours
 from tms_server.catalog.parse_parts import read_hours
 from tms_server.catalog.reader import Context, Table
+from tms_server.geo import plausible
 
 __all__ = [
     "POINT_COLUMNS",
@@ -98,12 +100,24 @@ class PointRow:
         return parse_hours(Context(""), f"line {self.line}", self.hours)
 
 
+_NUMBER: Final = re.compile(r"-?[0-9]{1,3}(\.[0-9]{1,12})?")
+_SMALL_INT: Final = re.compile(r"[0-9]{1,2}")
+
+
 def _coordinate(text: str, bound: float) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
+    """Decimal degrees as files write them ("57.6348"); not Python's wider float syntax
+    ("5_7.6", "nan", "1e2")."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
         return None
+    value = float(text)
     return value if math.isfinite(value) and -bound <= value <= bound else None
+
+
+def _controls(text: str) -> bool:
+    """Whether ``text`` holds a control character (newline, ESC, NUL, ...), which would forge log
+    lines or terminal output wherever the value is printed."""
+    return any(not ch.isprintable() for ch in text)
 
 
 def read_geonames(lines: Iterable[str]) -> list[PostalRow]:
@@ -114,6 +128,10 @@ def read_geonames(lines: Iterable[str]) -> list[PostalRow]:
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():
+            continue
+        if _controls(line.replace("\t", "")):
+            count += 1
+            errors.append(f"line {number}: contains a control character")
             continue
         cells = line.split("\t")
         if len(cells) < 11:
@@ -127,6 +145,7 @@ def read_geonames(lines: Iterable[str]) -> list[PostalRow]:
         problem = (
             "country: expected a two-letter code" if len(country) != 2 or not country.isalpha()
             else "postal code: expected 1-16 letters and digits" if not (code.isalnum() and code.isascii() and 0 < len(code) <= 16)
+            else f"postal code: not a valid {country} postal code" if not _plausible_code(country, code)
             else "latitude: expected a number from -90 to 90" if lat is None
             else "longitude: expected a number from -180 to 180" if lng is None
             else None
@@ -137,7 +156,7 @@ def read_geonames(lines: Iterable[str]) -> list[PostalRow]:
             continue
         assert lat is not None and lng is not None
         accuracy = cells[11].strip() if len(cells) > 11 else ""
-        acc = int(accuracy) if accuracy.isdigit() and len(accuracy) < 3 else None
+        acc = int(accuracy) if _SMALL_INT.fullmatch(accuracy) else None
         entry = merged.get((country, code))
         if entry is None:
             merged[country, code] = [cells[2].strip()[:200], lat, lng, 1, acc]
@@ -153,11 +172,22 @@ def read_geonames(lines: Iterable[str]) -> list[PostalRow]:
     ]
 
 
+def _plausible_code(country: str, code: str) -> bool:
+    """Countries whose codes are all digits of one length must match it; GeoNames' other files
+    (GB outward codes, NL's four digits, ...) are taken as they come."""
+    return country not in postal.DIGIT_COUNTRIES or postal.normalise(country, code) is not None
+
+
 def parse_hours(ctx: Context, path: str, cells: dict[str, str]) -> Hours:
     """Opening hours from ``{"default": "07:00-22:00", "sun": "closed", "sat": "09:00-12:00;13:00-16:00"}``."""
     data: dict[str, Any] = {}
     for key, text in cells.items():
         parts = [p.strip() for p in text.replace(",", ";").split(";") if p.strip()]
+        if not parts:
+            ctx.error(
+                f"{path}.{key}", f"expected windows like 08:00-12:00;13:00-18:00 or closed, got {text!r}"
+            )
+            continue
         data[key] = parts[0] if len(parts) == 1 else parts
     return read_hours(Table(ctx, data, path))
 
@@ -291,6 +321,11 @@ def _text(ctx: Context, where: str, cells: dict[str, str], column: str, limit: i
 
 def _point(ctx: Context, where: str, cells: dict[str, str]) -> PointRow | None:
     before = len(ctx.errors)
+    for column, value in cells.items():
+        if _controls(value):
+            ctx.error(f"{where}: {column}", "contains a control character (newline, escape, ...)")
+    if len(ctx.errors) > before:
+        return None
     pid = _text(ctx, where, cells, "id", 200)
     name = _text(ctx, where, cells, "name", 200)
     street = _text(ctx, where, cells, "street_address", 500)
@@ -303,6 +338,8 @@ def _point(ctx: Context, where: str, cells: dict[str, str]) -> PointRow | None:
     if code and country and display is None:
         ctx.error(f"{where}: postal_code", f"{code!r} is not a valid postal code in {country}")
     lat, lng = _position(ctx, where, cells)
+    if lat is not None and lng is not None and country and not plausible(country, lat, lng):
+        ctx.error(f"{where}: lat", f"({lat}, {lng}) is not in {country}: latitude and longitude swapped?")
     hours = {
         c.removeprefix("hours_"): cells[c]
         for c in OPTIONAL_COLUMNS
@@ -336,7 +373,7 @@ def _lead_days(ctx: Context, where: str, cells: dict[str, str]) -> tuple[int, in
     low, high = cells.get("lead_days_min", ""), cells.get("lead_days_max", "")
     if not low and not high:
         return None
-    ok = low.isdigit() and high.isdigit() and int(low) <= int(high) <= 60
+    ok = bool(_SMALL_INT.fullmatch(low) and _SMALL_INT.fullmatch(high)) and int(low) <= int(high) <= 60
     if not ok:
         ctx.error(
             f"{where}: lead_days_min",
