@@ -78,3 +78,88 @@ def test_no_versions_in_headers(server: tuple[ServerProc, int], path: str) -> No
 def test_server_log_of_this_module_has_no_traceback(server: tuple[ServerProc, int]) -> None:
     """Nothing above made the server log a traceback."""
     assert "Traceback" not in server[0].log_text()
+
+
+def _garbage_with(coding: str) -> bytes:
+    body = b"\x00\xffgarbage, not compressed"
+    return (
+        f"POST /auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: {coding}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+def _answer(data: bytes) -> tuple[int, dict[str, str], Any]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("coding", "status", "reason"),
+    [
+        ("deflate", 400, "request body could not be decoded as Content-Encoding deflate"),
+        ("gzip", 400, "request body could not be decoded as Content-Encoding gzip"),
+        ("br", 415, "Content-Encoding not supported here; send identity, gzip or deflate"),
+        ("zstd", 415, "Content-Encoding not supported here; send identity, gzip or deflate"),
+        ("foo", 415, "Content-Encoding 'foo' is not supported; send identity, gzip or deflate"),
+        (
+            "gzip, deflate",
+            415,
+            "Content-Encoding 'gzip, deflate' is not supported; send identity, gzip or deflate",
+        ),
+    ],
+)
+def test_a_body_in_a_coding_we_cannot_decode_is_a_json_4xx(
+    server: tuple[ServerProc, int], coding: str, status: int, reason: str
+) -> None:
+    """Garbage sent as gzip/deflate, or a coding we do not decode, is a JSON 4xx with failure_reason
+    (was: an unauthenticated 500 with a traceback, or a plain-text 400)."""
+    got_status, headers, body = _answer(raw(server[0].port, _garbage_with(coding)))
+    assert (got_status, body) == (status, {"failure_reason": reason})
+    assert headers["content-type"].startswith("application/json")
+
+
+def test_gzip_bodies_still_work(server: tuple[ServerProc, int]) -> None:
+    """A real gzip body decodes (and gets the ordinary 401 for an unknown merchant)."""
+    import gzip
+
+    body = gzip.compress(
+        json.dumps({"identifier": "nobody", "secret": {"nonce": "n", "digest": "d"}}).encode()
+    )
+    status, _, answer = fetch(
+        f"{server[0].url}/auth", body, {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
+    assert status == 401, answer
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "reason"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Secret: " + b"S3CR3T" * 2000 + b"\r\n\r\n", 431,
+         "request line or header too long"),
+        (b"FOO{} /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed HTTP request: unknown method"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 50, 400, "malformed HTTP request: unknown method"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431, "request line or header too long"),
+    ],
+)  # fmt: skip
+def test_malformed_requests_get_json_that_echoes_nothing(
+    server: tuple[ServerProc, int], payload: bytes, status: int, reason: str
+) -> None:
+    """Oversized headers, bad methods and TLS sent to the HTTP port get a JSON error that echoes none of
+    the input (was: plain text echoing the header's start)."""
+    data = raw(server[0].port, payload)
+    got_status, headers, body = _answer(data)
+    assert (got_status, body) == (status, {"failure_reason": reason})
+    assert b"S3CR3T" not in data and headers["server"] == "tms_server"
+
+
+def test_malformed_requests_are_logged_once_per_kind_without_traceback(
+    server: tuple[ServerProc, int],
+) -> None:
+    """500 bad requests write one INFO line (then a count per minute), never an ERROR or a traceback."""
+    for _ in range(500):
+        raw(server[0].port, b"FOO{} / HTTP/1.1\r\n\r\n")
+    log = server[0].log_text()
+    assert log.count("malformed HTTP request refused: BadHttpMethod") == 1
+    assert "Traceback" not in log and "Error handling request" not in log

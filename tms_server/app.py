@@ -22,6 +22,7 @@ from tms_server.runtime import Runtime
 from tms_server.web import keys, kss, ops
 from tms_server.web.errors import make_middleware
 from tms_server.web.metrics import Metrics
+from tms_server.web.protocol import use_json_errors
 
 log = logging.getLogger("tms_server.app")
 
@@ -172,6 +173,7 @@ async def metrics_port_ctx(app: web.Application) -> AsyncIterator[None]:
     side.on_response_prepare.append(_server_header)
     runner = web.AppRunner(side, access_log=None)
     await runner.setup()
+    use_json_errors(runner.server)
     config = app[keys.CONFIG]
     site = web.TCPSite(runner, config.host, config.metrics_port, reuse_port=config.workers > 1 or None)
     await site.start()

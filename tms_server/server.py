@@ -25,6 +25,7 @@ from tms_server.db import DatabaseUnavailable, database_url, open_database
 from tms_server.db.embedded import EmbeddedError
 from tms_server.db.migrate import SchemaBehind, migrate
 from tms_server.web import keys
+from tms_server.web.protocol import use_json_errors
 
 log = logging.getLogger("tms_server.server")
 
@@ -76,6 +77,7 @@ async def _run(app: web.Application, config: Config, reuse_port: bool) -> None:
     close what is left."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT)
     await runner.setup()
+    use_json_errors(runner.server)
     try:
         site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port or None)
         await site.start()

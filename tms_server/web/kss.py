@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import http_exceptions, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from tms_server import auth, logs, shipments, wire
 from tms_server.catalog import SelectionError, check_selection, explain, format_explanation, shipping_options
@@ -30,6 +31,10 @@ def _acceptable(mime: str) -> bool:
     return mime.startswith(_VENDOR_PREFIXES) and mime.endswith("+json")
 
 
+# Codings aiohttp decodes with the standard library; br and zstd need optional packages we do not ship.
+_CODINGS = frozenset({"identity", "gzip", "x-gzip", "deflate"})
+
+
 async def read_json(request: web.Request) -> Any:
     """The decoded body; 415 for a foreign media type, 400 for anything that is not JSON."""
     ctype = request.headers.get("Content-Type")
@@ -37,7 +42,16 @@ async def read_json(request: web.Request) -> Any:
         mime = ctype.split(";", 1)[0].strip().lower()
         if not _acceptable(mime):
             raise HttpError(415, f"Content-Type {mime!r} is not supported; send application/json")
-    raw = await request.read()
+    coding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding not in _CODINGS:
+        raise HttpError(
+            415, f"Content-Encoding {coding[:40]!r} is not supported; send identity, gzip or deflate"
+        )
+    try:
+        raw = await request.read()
+    except (RequestPayloadError, http_exceptions.HttpProcessingError):
+        # The body is not in the coding it claims (garbage "gzip"), or its framing is broken.
+        raise HttpError(400, f"request body could not be decoded as Content-Encoding {coding}") from None
     if not raw.strip():
         raise HttpError(400, "request body is empty; expected a JSON object")
     try:
