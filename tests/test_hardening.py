@@ -163,3 +163,17 @@ def test_malformed_requests_are_logged_once_per_kind_without_traceback(
     log = server[0].log_text()
     assert log.count("malformed HTTP request refused: BadHttpMethod") == 1
     assert "Traceback" not in log and "Error handling request" not in log
+
+
+def test_text_logs_escape_control_characters(server: tuple[ServerProc, int]) -> None:
+    """An /auth identifier or a path holding a newline and a fake record (or an ESC sequence) is
+    written escaped in the text log format: every record is one line, none forged."""
+    proc = server[0]
+    forged = "x\n05:00:00 ERROR   tms_server.kss FORGED RECORD\x1b[2J"
+    body = json.dumps({"identifier": forged, "secret": {"nonce": "n1", "digest": "d"}}).encode()
+    assert fetch(f"{proc.url}/auth", body, {"Content-Type": "application/json"})[0] == 401
+    assert fetch(f"{proc.url}/shipment/%0a05:00:00%20ERROR%20FORGED%20PATH")[0] in (401, 404)
+    lines = proc.log_text().splitlines()
+    assert not any(line.startswith("05:00:00") for line in lines)
+    assert "\x1b" not in proc.log_text()
+    assert any("\\n05:00:00 ERROR   tms_server.kss FORGED RECORD\\x1b[2J" in line for line in lines)

@@ -27,6 +27,7 @@ from tests.conftest import FIXTURES, TABLES
 from tests.test_lifecycle import BULK, RECIPIENT, age, reservation
 from tms_server import merchants, shipments
 from tms_server.admin import label_export, reservations_cmd
+from tms_server.admin.cli import main
 from tms_server.admin.common import AdminError
 
 T = TypeVar("T")
@@ -564,3 +565,25 @@ def test_parse_since_rejects_other_text() -> None:
     """Anything else is a usage error naming the accepted forms."""
     with pytest.raises(argparse.ArgumentTypeError, match="like 2h or 7d"):
         reservations_cmd.parse_since("yesterday")
+
+
+def test_terminal_escapes_and_newlines_in_stored_values_are_shown_escaped(
+    db: Db, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A session id holding an OSC title sequence, a colour and a newline (KSS passes the shop's
+    value through) is printed escaped by list and show: no ESC reaches the terminal, no row is forged."""
+    hostile = "s\x1b]0;pwned\x07\x1b[31mred\nFORGED-ROW 1 2 3"
+
+    async def seed(conn: asyncpg.Connection) -> uuid.UUID:
+        await merchants.add(conn, "nordljus", merchants.generate_key())
+        mid = await conn.fetchval("SELECT id FROM merchants WHERE identifier = 'nordljus'")
+        return (await shipments.reserve(conn, mid, reservation(hostile)))[0].shipment_id
+
+    sid = db.run(seed)
+    status = main(["reservations", "list"])
+    out = capsys.readouterr().out
+    assert status == 0 and "\x1b" not in out and "\x07" not in out
+    assert len(out.splitlines()) == 2 and "\\x1b]0;pwned\\x07\\x1b[31mred\\nFORGED-ROW" in out
+    assert main(["reservations", "show", str(sid)]) == 0
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and not any(line.startswith("FORGED-ROW") for line in shown.splitlines())

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 
+from tms_server.terminal import escape
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 merchant: contextvars.ContextVar[str | None] = contextvars.ContextVar("merchant", default=None)
 session: contextvars.ContextVar[str | None] = contextvars.ContextVar("session", default=None)
@@ -78,10 +80,13 @@ class TextFormatter(logging.Formatter):
             if k not in _STANDARD and v is not None and k not in ("request_id",)
         )
         rid = getattr(record, "request_id", None)
-        head = f"{ts} {record.levelname:<7} {record.name}" + (f" [{rid}]" if rid else "")
-        line = f"{head} {record.getMessage()}" + (f"  {ctx}" if ctx else "")
+        head = f"{ts} {record.levelname:<7} {record.name}" + (f" [{escape(str(rid))}]" if rid else "")
+        # One record, one line: a newline or ESC in a client's value is shown escaped, never obeyed.
+        line = f"{head} {escape(record.getMessage())}" + (f"  {escape(ctx)}" if ctx else "")
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            # Indented, so no line of a traceback (whose messages may quote input) reads as a record.
+            trace = self.formatException(record.exc_info)
+            line += "\n" + "\n".join("    | " + escape(part) for part in trace.splitlines())
         return line
 
 

@@ -21,6 +21,7 @@ from tms_server.db import DatabaseUnavailable
 from tms_server.db.embedded import EmbeddedError
 from tms_server.db.migrate import applied, migrate, migrations
 from tms_server.merchants import MerchantError
+from tms_server.terminal import SafeStream
 from tms_server.wire import WireError
 
 
@@ -66,6 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tms-admin``."""
     args = build_parser().parse_args(argv)
     logs.setup("text", "WARNING")
+    # Whatever a command prints, stored values never drive the operator's terminal.
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (
+        SafeStream(sys.stdout),
+        SafeStream(sys.stderr, keep="\n\t\r"),
+    )  # progress bars redraw with \r
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except (AdminError, MerchantError, ConfigError, EmbeddedError, DatabaseUnavailable, WireError) as exc:

@@ -14,6 +14,7 @@ import asyncpg
 
 from tms_server.config import Config, from_env
 from tms_server.db import database_url
+from tms_server.terminal import escape
 
 T = TypeVar("T")
 
@@ -67,7 +68,7 @@ def _loads(v: str) -> Any:
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain text table with a header line."""
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    cells = [[("" if r.get(c) is None else escape(str(r.get(c)))) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]

@@ -28,6 +28,7 @@ from tms_server import lifecycle, shipments
 from tms_server import reservations_admin as ra
 from tms_server.admin.common import AdminError, actor, config_of, table, with_db
 from tms_server.admin.label_export import Progress, export_record, iso, writer
+from tms_server.terminal import escape
 
 Handler = Callable[[argparse.Namespace], int]
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -185,7 +186,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(orjson.dumps(jsonable(d), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        print("\n".join(show_lines(d)))
+        print("\n".join(escape(line) for line in show_lines(d)))
     return 0
 
 
