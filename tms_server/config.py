@@ -50,17 +50,27 @@ class Config:
     max_body: int = 1024 * 1024
     workers: int = 1
     metrics_port: int | None = None
+    # How long an /auth nonce is remembered: a captured /auth body is refused for this long, so it
+    # must outlast any token (default one week; at least the token lifetime, checked below).
+    nonce_retention: int = 7 * 86400
 
     @property
     def embedded(self) -> bool:
         """True when no database URL is configured and we run our own PostgreSQL."""
         return not self.database_url
 
+    def where(self) -> str:
+        """The database as an operator should read it in a message: the URL without its password,
+        or the embedded cluster's absolute directory."""
+        if self.database_url:
+            return str(_redact_url(self.database_url))
+        return f"the embedded PostgreSQL in {(self.data_dir / 'pgdata').resolve()}"
+
     def safe_dict(self) -> dict[str, object]:
         """The settings as shown to operators: the database URL's password is hidden."""
         out = attrs.asdict(self)
         out["database_url"] = _redact_url(self.database_url)
-        out["data_dir"] = str(self.data_dir)
+        out["data_dir"] = str(self.data_dir.resolve())
         return out
 
 
@@ -149,18 +159,37 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TMS_MAX_BODY": ("max_body", lambda n, v: _int(n, v, 1024)),
     "TMS_WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
     "TMS_METRICS_PORT": ("metrics_port", lambda n, v: _port(n, v) if v.strip() else None),
+    "TMS_NONCE_RETENTION": ("nonce_retention", lambda n, v: _int(n, v, 60)),
 }
 
 
-def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
-    """Build the Config from ``TMS_*`` variables; ``overrides`` (e.g. from CLI flags) win."""
+def from_env(
+    environ: Mapping[str, str] | None = None,
+    *,
+    flags: Mapping[str, tuple[str, str | None]] | None = None,
+    **overrides: object,
+) -> Config:
+    """Build the Config from ``TMS_*`` variables; command-line ``flags`` win over them.
+
+    ``flags`` maps a variable to (the flag's name, its raw text or None when not given): a flag
+    goes through the variable's own parser, so ``--workers 1000`` is refused like
+    ``TMS_WORKERS=1000``, and the message names the flag. ``overrides`` are typed values (tests)."""
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
     for name, (field, parse) in _VARIABLES.items():
         if name in env:
             values[field] = parse(name, env[name])
+    for name, (flag, text) in (flags or {}).items():
+        if text is not None:
+            field, parse = _VARIABLES[name]
+            values[field] = parse(flag, text)
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = Config(**values)  # type: ignore[arg-type]  # fields and parsers are paired above
+    if cfg.nonce_retention < cfg.token_ttl:
+        raise ConfigError(
+            f"TMS_NONCE_RETENTION ({cfg.nonce_retention}) must be at least TMS_TOKEN_TTL ({cfg.token_ttl}): "
+            "a captured /auth request would work again while its token is still valid"
+        )
     if cfg.pool_min > cfg.pool_max:
         raise ConfigError(f"TMS_POOL_MIN ({cfg.pool_min}) must not exceed TMS_POOL_MAX ({cfg.pool_max})")
     return cfg

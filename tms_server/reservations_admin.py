@@ -373,6 +373,8 @@ def parse_orders(text: str) -> list[Any]:
     """Orders from a file holding one order object, a JSON array of orders, or JSON lines."""
     try:
         whole = json.loads(text)
+    except RecursionError:
+        raise ReservationError("the orders are nested too deeply to be Klarna orders") from None
     except json.JSONDecodeError:
         whole = None
         out = []
@@ -382,6 +384,8 @@ def parse_orders(text: str) -> list[Any]:
                     out.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise ReservationError(f"line {n}: not JSON ({exc.msg})") from None
+                except RecursionError:
+                    raise ReservationError(f"line {n}: nested too deeply to be a Klarna order") from None
         return out
     return whole if isinstance(whole, list) else [whole]
 

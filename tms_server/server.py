@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+import asyncpg
 from aiohttp import web
 
 from tms_server import demo, logs
@@ -39,8 +40,8 @@ SHUTDOWN_TIMEOUT = DRAIN_TIMEOUT + CLOSE_TIMEOUT
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tms-server", description="Run the tms_server KSS callback API server.")
     p.add_argument("--host", help="address to listen on (TMS_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on (TMS_PORT, default 8080)")
-    p.add_argument("--workers", type=int, help="processes sharing the port (TMS_WORKERS, default 1)")
+    p.add_argument("--port", help="port to listen on (TMS_PORT, default 8080)")
+    p.add_argument("--workers", help="processes sharing the port, 1 to 64 (TMS_WORKERS, default 1)")
     p.add_argument("--migrate", action="store_true", help="apply pending migrations before serving")
     p.add_argument("--demo", action="store_true",
                    help="create an example merchant with the example catalog and print its credentials")  # fmt: skip
@@ -144,15 +145,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tms-server``."""
     args = parse_args(argv)
     try:
-        config = from_env(host=args.host, port=args.port, workers=args.workers)
+        flags = {"TMS_HOST": ("--host", args.host), "TMS_PORT": ("--port", args.port),
+                 "TMS_WORKERS": ("--workers", args.workers)}  # fmt: skip
+        config = from_env(flags=flags)
     except ConfigError as exc:
         print(f"tms-server: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_format, config.log_level)
     try:
         with database_url(config) as dsn:
-            asyncio.run(_prepare(config, dsn, run_migrations=args.migrate or config.auto_migrate,
-                                 with_demo=args.demo))  # fmt: skip
+            try:
+                asyncio.run(_prepare(config, dsn, run_migrations=args.migrate or config.auto_migrate,
+                                     with_demo=args.demo))  # fmt: skip
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise DatabaseUnavailable(f"cannot reach {config.where()}: {exc}") from None
             if config.workers > 1:
                 return _supervise(config, dsn)
             _serve(config, dsn, args.reuse_port)

@@ -7,6 +7,7 @@ cluster in ``TMS_DATA_DIR``, whether or not a server is running).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,7 +29,8 @@ from tms_server.wire import WireError
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     p = argparse.ArgumentParser(prog="tms-admin", description="Operate a tms_server installation.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required=True: argparse would then answer "--bogus" with "a COMMAND is required".
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
     m = sub.add_parser("migrate", help="apply pending database migrations")
     m.add_argument("--status", action="store_true", help="only show which migrations are applied")
     m.set_defaults(func=cmd_migrate)
@@ -42,6 +44,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, naming an unknown option as such: with required sub-commands argparse would report a
+    missing COMMAND or ACTION for ``tms-admin --bogus`` instead."""
+    levels = _optional_subcommands(parser)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    current = parser
+    while levels.get(id(current)):
+        action = levels[id(current)][0]
+        chosen = getattr(args, action.dest, None)
+        if chosen is None:
+            current.error(f"{action.metavar or action.dest} is required (add --help to list them)")
+        current = action.choices[chosen]  # type: ignore[index]  # a sub-parsers action maps names to parsers
+    return args
+
+
+def _optional_subcommands(parser: argparse.ArgumentParser) -> dict[int, list[argparse.Action]]:
+    """Make every sub-command level optional (so parse_known_args can finish); returns the levels."""
+    levels: dict[int, list[argparse.Action]] = {}
+    for action in parser._actions:  # argparse exposes no public walk of its tree
+        if isinstance(action, argparse._SubParsersAction):
+            action.required = False
+            levels.setdefault(id(parser), []).append(action)
+            for sub in action.choices.values():
+                levels.update(_optional_subcommands(sub))
+    return levels
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     async def go(conn: asyncpg.Connection) -> list[str]:
         if args.status:
@@ -50,7 +81,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         ran = await migrate(conn)
         return [f"applied  {m.name}" for m in ran] or ["schema is up to date"]
 
-    for line in with_db(args, go):
+    for line in with_db(args, go, creates=True):
         print(line)
     return 0
 
@@ -65,7 +96,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tms-admin``."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     logs.setup("text", "WARNING")
     # Whatever a command prints, stored values never drive the operator's terminal.
     streams = sys.stdout, sys.stderr
@@ -75,6 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # progress bars redraw with \r
     try:
         return _run(args)
+    except BrokenPipeError:
+        # `tms-admin reservations list | head -2`: the reader has all it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, streams[0].fileno())
+        return 0
     finally:
         sys.stdout, sys.stderr = streams
 
@@ -82,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        raise
     except (AdminError, MerchantError, ConfigError, EmbeddedError, DatabaseUnavailable, WireError) as exc:
         err(str(exc))
         return 1

@@ -28,6 +28,17 @@ def config_of(args: argparse.Namespace) -> Config:
     return from_env()
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 and negatives are mistakes, not "all")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
 def actor() -> str:
     """Who is acting, for the audit trail: ``operator:<login>``."""
     try:
@@ -37,12 +48,22 @@ def actor() -> str:
     return f"operator:{os.environ.get('TMS_OPERATOR', name)}"
 
 
-def with_db(args: argparse.Namespace, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run ``fn`` with one connection to the configured (or embedded) database."""
+def with_db(
+    args: argparse.Namespace, fn: Callable[[asyncpg.Connection], Awaitable[T]], *, creates: bool = False
+) -> T:
+    """Run ``fn`` with one connection to the configured (or embedded) database.
+
+    Without ``creates``, an embedded database that does not exist yet is an AdminError naming the
+    directory looked in: a command run from the wrong folder must not make an empty cluster there."""
     config = config_of(args)
 
     async def go(dsn: str) -> T:
-        conn = await asyncpg.connect(dsn, timeout=config.db_timeout, server_settings={"timezone": "UTC"})
+        try:
+            conn = await asyncpg.connect(dsn, timeout=config.db_timeout, server_settings={"timezone": "UTC"})
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise AdminError(
+                f"cannot reach {config.where()}: {exc} (set TMS_DATABASE_URL or TMS_DATA_DIR)"
+            ) from None
         try:
             for typ in ("jsonb", "json"):
                 await conn.set_type_codec(typ, encoder=_dumps, decoder=_loads, schema="pg_catalog")
@@ -50,6 +71,12 @@ def with_db(args: argparse.Namespace, fn: Callable[[asyncpg.Connection], Awaitab
         finally:
             await conn.close()
 
+    if not config.database_url and not creates and not (config.data_dir / "pgdata" / "PG_VERSION").exists():
+        raise AdminError(
+            f"no database here: {config.where()} does not exist. Run tms-admin from the folder the server "
+            "runs in, or point TMS_DATA_DIR at the server's data directory (or TMS_DATABASE_URL at its "
+            "database); `tms-admin migrate` creates a new one in this folder"
+        )
     with database_url(config) as dsn:
         return asyncio.run(go(dsn))
 

@@ -78,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"stdin is not JSON: {exc}")
     except UnicodeDecodeError as exc:
         return _fail(f"stdin is not UTF-8 text: {exc}")
+    except RecursionError:
+        return _fail("stdin is nested too deeply to be a delivery_time object")
     try:
         sentence = render(document, now=now, tz=zone, locale=args.locale)
     except ValueError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from tms_server import postal
-from tms_server.admin.common import AdminError, actor, table, with_db
+from tms_server.admin.common import AdminError, actor, positive_int, table, with_db
 from tms_server.geo import PointIndex, PostalPositions
 from tms_server.geodata import build_network
 from tms_server.geodata import store as geo_store
@@ -52,7 +52,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--near", metavar="POSTAL_CODE", help="list the points nearest this postal code")
     p.add_argument("--country", default="SE", help="the --near postal code's country (default SE)")
-    p.add_argument("--limit", type=int, default=20, help="how many points to print (default 20)")
+    p.add_argument("--limit", type=positive_int, default=20, help="how many points to print (default 20)")
     p.set_defaults(func=cmd_points_show)
     p = a.add_parser("remove", help="delete a network (catalogs naming it then offer no points from it)")
     p.add_argument("name")
@@ -162,8 +162,6 @@ def cmd_points_list(args: argparse.Namespace) -> int:
 
 
 def cmd_points_show(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise AdminError(f"--limit: expected a positive number, got {args.limit}")
     country = args.country.upper()
 
     async def go(conn: asyncpg.Connection) -> tuple[Any, Any, Any]:

@@ -30,9 +30,14 @@ def add_parsers(sub: Any) -> None:
     p = m.add_parser("list", help="list merchants")
     p.set_defaults(func=cmd_list)
     for name, active in (("disable", False), ("enable", True)):
-        p = m.add_parser(name, help=f"{name} a merchant (its tokens stop/start working within seconds)")
+        p = m.add_parser(name, help=f"{name} a merchant (disable also revokes its tokens, within seconds)")
         p.add_argument("identifier")
         p.set_defaults(func=cmd_set_active, active=active)
+    p = m.add_parser(
+        "revoke-tokens", help="refuse every token issued to the merchant so far (KSS gets new ones)"
+    )
+    p.add_argument("identifier")
+    p.set_defaults(func=cmd_revoke_tokens)
 
     s = sub.add_parser("signing-key", help="rotate the key that signs KSS tokens").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -95,6 +100,15 @@ def cmd_set_active(args: argparse.Namespace) -> int:
 
     m = with_db(args, go)
     print(f"merchant {m.identifier} is now {'enabled' if m.active else 'disabled'}")
+    return 0
+
+
+def cmd_revoke_tokens(args: argparse.Namespace) -> int:
+    async def go(conn: asyncpg.Connection) -> None:
+        await merchants.revoke_tokens(conn, args.identifier)
+
+    with_db(args, go)
+    print(f"tokens issued to {args.identifier} until now are refused by every server within seconds")
     return 0
 
 

@@ -26,7 +26,7 @@ import orjson
 
 from tms_server import lifecycle, shipments
 from tms_server import reservations_admin as ra
-from tms_server.admin.common import AdminError, actor, config_of, table, with_db
+from tms_server.admin.common import AdminError, actor, config_of, positive_int, table, with_db
 from tms_server.admin.label_export import Progress, export_record, iso, writer
 from tms_server.terminal import escape
 
@@ -63,7 +63,9 @@ def _add_views(acts: Any) -> None:
     p = acts.add_parser("list", help="reservations, newest status change first (no personal data)")
     _filters(p, status_default=None)
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--limit", type=int, default=100, help="at most this many rows (0: all; default 100)")
+    rows = p.add_mutually_exclusive_group()
+    rows.add_argument("--limit", type=positive_int, default=100, help="at most this many rows (default 100)")
+    rows.add_argument("--all", action="store_true", help="every matching row")
     p.set_defaults(func=cmd_list)
     p = acts.add_parser("show", help="everything stored about one reservation, with its audit trail")
     p.add_argument("shipment_id", nargs="?", help="the shipment id (KSS tms_reference)")
@@ -143,7 +145,7 @@ LIST_COLUMNS = ["shipment_id", "merchant", "session_id", "status", "since", "car
 def cmd_list(args: argparse.Namespace) -> int:
     async def go(conn: asyncpg.Connection) -> list[ra.Summary]:
         merchant = await _merchant(conn, args.merchant)
-        limit = args.limit if args.limit > 0 else None
+        limit = None if args.all else args.limit
         return await ra.list_reservations(
             conn, merchant=merchant, status=args.status, since=args.since, limit=limit
         )
@@ -363,7 +365,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     async def go(conn: asyncpg.Connection) -> lifecycle.SweepResult:
         return await lifecycle.sweep(
             conn, reservation_ttl=ttl, retention_expired=keep_expired, retention_confirmed=keep_confirmed,
-            token_ttl=cfg.token_ttl, actor=who,
+            nonce_retention=cfg.nonce_retention, actor=who,
         )  # fmt: skip
 
     res = with_db(args, go)
@@ -387,6 +389,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     except OSError as exc:
         raise AdminError(f"cannot read {args.file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise AdminError(
+            f"{args.file}: not UTF-8 text (byte {exc.start}): expected Klarna order JSON"
+        ) from None
     orders = ra.parse_orders(text)
 
     async def go(conn: asyncpg.Connection) -> tuple[list[ra.Match], list[ra.Change]]:
