@@ -83,7 +83,7 @@ async def age(conn: asyncpg.Connection, shipment_id: uuid.UUID, column: str, sec
 async def sweep(conn: asyncpg.Connection, **kw: float) -> lifecycle.SweepResult:
     """The sweep with default settings unless overridden."""
     settings = {"reservation_ttl": TTL, "retention_expired": 7 * DAY, "retention_confirmed": 90 * DAY,
-                "token_ttl": HOUR} | kw  # fmt: skip
+                "nonce_retention": HOUR} | kw  # fmt: skip
     return await lifecycle.sweep(conn, **settings)
 
 

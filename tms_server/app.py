@@ -133,7 +133,7 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
         async with db.connection() as conn:
             result = await lifecycle.sweep(
                 conn, reservation_ttl=config.reservation_ttl, retention_expired=config.retention_expired,
-                retention_confirmed=config.retention_confirmed, token_ttl=config.token_ttl,
+                retention_confirmed=config.retention_confirmed, nonce_retention=config.nonce_retention,
             )  # fmt: skip
             for status, n in (await lifecycle.counts(conn)).items():
                 metrics.reservations.labels(status).set(n)

@@ -28,7 +28,7 @@ VERIFIED_CACHE_SIZE = 20_000
 _DUMMY_KEY = secrets.token_hex(32)
 
 MERCHANT_KEYS = """
-SELECT m.id, k.key
+SELECT m.id, k.id AS key_id, k.key
   FROM merchants m JOIN merchant_keys k ON k.merchant_id = m.id
  WHERE m.identifier = $1 AND m.active AND k.retired_at IS NULL
 """
@@ -57,11 +57,14 @@ class InvalidToken(Exception):
 
 @frozen
 class TokenClaims:
-    """Who a valid token speaks for."""
+    """Who a valid token speaks for: ``key_id`` is the merchant key /auth was proven with,
+    ``issued_at`` the issue time (UTC epoch seconds, millisecond precision)."""
 
     merchant_id: int
     identifier: str
     expires_at: int
+    key_id: int = 0
+    issued_at: float = 0.0
 
 
 def digest_matches(nonce: str, key: str, digest: str) -> bool:
@@ -72,8 +75,9 @@ def digest_matches(nonce: str, key: str, digest: str) -> bool:
 
 async def authenticate(
     conn: asyncpg.Connection, identifier: str, nonce: str, digest: str, *, replay_window: int
-) -> int | None:
-    """The merchant's id when the digest matches an active key and the nonce is fresh, else None."""
+) -> tuple[int, int] | None:
+    """(merchant id, id of the key that matched) when the digest matches an active key and the
+    nonce was not seen within ``replay_window`` seconds; else None."""
     rows = await conn.fetch(MERCHANT_KEYS, identifier)
     keys = [r["key"] for r in rows] or [_DUMMY_KEY]
     # Check every key (no early exit) so timing does not tell how many keys matched or exist.
@@ -81,8 +85,9 @@ async def authenticate(
     if not rows or not any(matched):
         return None
     merchant_id: int = rows[0]["id"]
+    key_id: int = next(r["key_id"] for r, ok in zip(rows, matched, strict=False) if ok)
     fresh = await conn.fetchval(RECORD_NONCE, merchant_id, nonce, float(replay_window))
-    return merchant_id if fresh else None
+    return (merchant_id, key_id) if fresh else None
 
 
 class KeyRing:
@@ -110,17 +115,23 @@ class KeyRing:
         """Whether ``kid`` is a key we can verify with."""
         return kid in self._keys
 
-    def issue(self, merchant_id: int, identifier: str, now: float | None = None) -> str:
-        """A signed token for this merchant."""
+    def issue(self, merchant_id: int, identifier: str, key_id: int = 0, now: float | None = None) -> str:
+        """A signed token for this merchant, obtained with its key ``key_id``.
+
+        The private claim ``iat_ms`` is the issue time in milliseconds (``iat`` stays whole seconds),
+        so a revocation at 10:00:00.500 refuses a token of 10:00:00.200 and not one of 10:00:00.800."""
         if self._current is None:
             raise RuntimeError("no signing key loaded")
-        iat = int(now if now is not None else time.time())
+        issued = now if now is not None else time.time()
+        iat = int(issued)
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": identifier,
             "mid": merchant_id,
+            "mk": key_id,
             "iat": iat,
+            "iat_ms": int(issued * 1000),
             "nbf": iat,
             "exp": iat + self.ttl,
             "jti": uuid.uuid4().hex,
@@ -170,14 +181,14 @@ class KeyRing:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "iss", "aud", "sub", "mid"]},
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "mid", "mk", "iat_ms"]},
             )
         except jwt.PyJWTError:
             raise InvalidToken("invalid") from None
-        mid, sub = claims.get("mid"), claims.get("sub")
-        if type(mid) is not int or not isinstance(sub, str):
+        mid, sub, mk, iat = claims.get("mid"), claims.get("sub"), claims.get("mk"), claims.get("iat_ms")
+        if type(mid) is not int or not isinstance(sub, str) or type(mk) is not int or type(iat) is not int:
             raise InvalidToken("bad claims")
-        return TokenClaims(merchant_id=mid, identifier=sub, expires_at=int(claims["exp"])), kid
+        return TokenClaims(mid, sub, int(claims["exp"]), mk, iat / 1000), kid
 
 
 async def load_signing_keys(conn: asyncpg.Connection, token_ttl: int) -> tuple[dict[str, bytes], str | None]:
@@ -214,7 +225,7 @@ def new_kid() -> str:
     return f"k{int(time.time())}-{secrets.token_hex(4)}"
 
 
-async def prune_nonces(conn: asyncpg.Connection, older_than: int) -> int:
-    """Forget nonces older than the replay window; returns how many."""
+async def prune_nonces(conn: asyncpg.Connection, older_than: float) -> int:
+    """Forget nonces older than ``older_than`` seconds (``TMS_NONCE_RETENTION``); returns how many."""
     result = await conn.execute(PRUNE_NONCES, float(older_than))
     return int(result.split()[-1])

@@ -30,7 +30,10 @@ SELECT c.version, c.digest, c.summary, c.loaded_by, c.loaded_at, (c.id = m.catal
  WHERE m.identifier = $1 ORDER BY c.version DESC
 """
 SERVED = """
-SELECT m.id AS merchant_id, m.identifier, m.active, c.id AS catalog_id, c.digest
+SELECT m.id AS merchant_id, m.identifier, m.active, c.id AS catalog_id, c.digest,
+       extract(epoch FROM m.tokens_valid_from)::float8 AS tokens_valid_from,
+       coalesce((SELECT array_agg(k.id) FROM merchant_keys k
+                  WHERE k.merchant_id = m.id AND k.retired_at IS NULL), '{}') AS active_keys
   FROM merchants m LEFT JOIN catalogs c ON c.id = m.catalog_id
 """
 # Serialises loads for one merchant so version numbers never collide.
@@ -58,6 +61,8 @@ class ServedCatalog:
     active: bool
     catalog_id: int | None
     digest: str | None
+    tokens_valid_from: float | None = None  # epoch seconds; tokens issued before it are revoked
+    active_keys: frozenset[int] = frozenset()
 
 
 def digest(source: str) -> str:
@@ -124,4 +129,7 @@ async def served_source(conn: asyncpg.Connection, identifier: str, version: int 
 
 async def served(conn: asyncpg.Connection) -> list[ServedCatalog]:
     """For every merchant, the catalog version to serve (cheap: ids and digests only)."""
-    return [ServedCatalog(**dict(r)) for r in await conn.fetch(SERVED)]
+    return [
+        ServedCatalog(**(dict(r) | {"active_keys": frozenset(r["active_keys"])}))
+        for r in await conn.fetch(SERVED)
+    ]

@@ -14,6 +14,8 @@ import uuid
 import asyncpg
 from attrs import frozen
 
+from tms_server import auth
+
 BATCH = 500
 
 EXPIRE = """
@@ -44,7 +46,6 @@ INSERT INTO audit_log (actor, action, merchant_id, shipment_id, detail)
 SELECT $4, 'erased', merchant_id, id, jsonb_build_object('status', status) FROM done
 RETURNING shipment_id
 """
-PRUNE_NONCES = "DELETE FROM auth_nonces WHERE seen_at < now() - make_interval(secs => $1)"
 COUNT_BY_STATUS = "SELECT status, count(*) AS n FROM shipments GROUP BY status"
 
 
@@ -69,13 +70,14 @@ async def _batches(conn: asyncpg.Connection, sql: str, *args: object) -> list[uu
 
 async def sweep(
     conn: asyncpg.Connection, *, reservation_ttl: float, retention_expired: float,
-    retention_confirmed: float, token_ttl: float, actor: str = "sweep",
+    retention_confirmed: float, nonce_retention: float, actor: str = "sweep",
 ) -> SweepResult:  # fmt: skip
-    """Expire what is due, erase personal data past retention, forget old /auth nonces."""
+    """Expire what is due, erase personal data past retention, forget /auth nonces older than
+    ``nonce_retention`` seconds (a replayed /auth body older than that is not recognised)."""
     expired = await _batches(conn, EXPIRE, float(reservation_ttl), BATCH, actor)
     erased = await _batches(conn, ERASE, float(retention_expired), float(retention_confirmed), BATCH, actor)
-    pruned = await conn.execute(PRUNE_NONCES, float(token_ttl) + 5.0)
-    return SweepResult(expired, erased, int(pruned.split()[-1]))
+    pruned = await auth.prune_nonces(conn, nonce_retention)
+    return SweepResult(expired, erased, pruned)
 
 
 async def counts(conn: asyncpg.Connection) -> dict[str, int]:

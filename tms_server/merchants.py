@@ -30,6 +30,7 @@ UPDATE merchant_keys SET retired_at = now()
                   ORDER BY created_at DESC, id DESC LIMIT $2)
 """
 SET_ACTIVE = "UPDATE merchants SET active = $2 WHERE id = $1"
+REVOKE_TOKENS = "UPDATE merchants SET tokens_valid_from = now() WHERE id = $1"
 
 
 class MerchantError(ValueError):
@@ -116,10 +117,21 @@ async def rotate_key(
 
 
 async def set_active(conn: asyncpg.Connection, identifier: str, active: bool) -> Merchant:
-    """Enable or disable a merchant; a disabled merchant's tokens stop working within seconds."""
-    merchant = await get(conn, identifier)
-    await conn.execute(SET_ACTIVE, merchant.id, active)
+    """Enable or disable a merchant; a disabled merchant's tokens stop working within seconds, and
+    stay revoked after it is enabled again (KSS then obtains new ones)."""
+    async with conn.transaction():
+        merchant = await get(conn, identifier)
+        await conn.execute(SET_ACTIVE, merchant.id, active)
+        if not active:
+            await conn.execute(REVOKE_TOKENS, merchant.id)
     return await get(conn, identifier)
+
+
+async def revoke_tokens(conn: asyncpg.Connection, identifier: str) -> None:
+    """Refuse every token issued to the merchant until now (a stolen token); KSS obtains a new one
+    with /auth. Every server process applies it within ``TMS_REFRESH_INTERVAL``."""
+    merchant = await get(conn, identifier)
+    await conn.execute(REVOKE_TOKENS, merchant.id)
 
 
 async def list_all(conn: asyncpg.Connection) -> list[Merchant]:

@@ -39,6 +39,15 @@ class MerchantState:
     catalog_id: int | None
     catalog: Catalog | None
     parsed: Catalog | None = None
+    active_keys: frozenset[int] = frozenset()
+    tokens_valid_from: float | None = None
+
+    def accepts(self, claims: auth.TokenClaims) -> bool:
+        """Whether a verified token is still good: obtained with a key that is still active, and not
+        issued before a revocation (``merchant disable``, ``merchant revoke-tokens``)."""
+        if claims.key_id not in self.active_keys:
+            return False
+        return self.tokens_valid_from is None or claims.issued_at >= self.tokens_valid_from
 
 
 @define
@@ -95,7 +104,16 @@ class Runtime:
             else:
                 old = self.merchants[s.merchant_id]
                 parsed, catalog = old.parsed, old.catalog
-        return MerchantState(s.merchant_id, s.identifier, s.active, s.catalog_id, catalog, parsed)
+        return MerchantState(
+            s.merchant_id,
+            s.identifier,
+            s.active,
+            s.catalog_id,
+            catalog,
+            parsed,
+            s.active_keys,
+            s.tokens_valid_from,
+        )
 
     def _bind(self, parsed: Catalog | None) -> Catalog | None:
         if parsed is None:

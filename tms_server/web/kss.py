@@ -89,6 +89,9 @@ async def authorize(request: web.Request) -> MerchantState:
     if merchant is None or not merchant.active or merchant.identifier != claims.identifier:
         metrics.auth_failures.labels("merchant").inc()
         raise unauthorized()
+    if not merchant.accepts(claims):
+        metrics.auth_failures.labels("revoked").inc()
+        raise unauthorized()
     logs.merchant.set(merchant.identifier)
     return merchant
 
@@ -98,17 +101,19 @@ async def post_auth(request: web.Request) -> web.Response:
     req = wire.parse(await read_json(request), wire.AuthRequest)
     runtime, db, config = request.app[keys.RUNTIME], request.app[keys.DB], request.app[keys.CONFIG]
     async with db.transaction() as conn:
-        merchant_id = await auth.authenticate(
-            conn, req.identifier, req.secret.nonce, req.secret.digest, replay_window=config.token_ttl
+        found = await auth.authenticate(
+            conn, req.identifier, req.secret.nonce, req.secret.digest, replay_window=config.nonce_retention
         )
-    if merchant_id is None:
+    if found is None:
         request.app[keys.METRICS].auth_failures.labels("credentials").inc()
         log.info("auth refused", extra={"identifier": req.identifier})
         raise HttpError(401, "invalid credentials")
-    if not runtime.keyring.ready or merchant_id not in runtime.merchants:
-        await runtime.refresh(db)  # a merchant added moments ago: know it before its first call
+    merchant_id, key_id = found
+    known = runtime.merchants.get(merchant_id)
+    if not runtime.keyring.ready or known is None or key_id not in known.active_keys:
+        await runtime.refresh(db)  # a merchant or key added moments ago: know it before its first call
     logs.merchant.set(req.identifier)
-    return json_response({"token": runtime.keyring.issue(merchant_id, req.identifier)}, status=201)
+    return json_response({"token": runtime.keyring.issue(merchant_id, req.identifier, key_id)}, status=201)
 
 
 async def post_shipping_options(request: web.Request) -> web.Response:
