@@ -50,6 +50,19 @@ class MalformedRequestFilter(logging.Filter):
         return True
 
 
+class PoolOutageFilter(logging.Filter):
+    """asyncpg's pool logs every failed reconnect during a database outage with a traceback; the
+    outage is expected and visible (503s, tms_db_up): keep one line with the error, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and record.levelno <= logging.WARNING:
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
@@ -108,3 +121,6 @@ def setup(log_format: str = "auto", level: str = "INFO") -> None:
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
         server_log.addFilter(MalformedRequestFilter())
+    pool_log = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, PoolOutageFilter) for f in pool_log.filters):
+        pool_log.addFilter(PoolOutageFilter())

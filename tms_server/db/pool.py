@@ -38,7 +38,17 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     # A failed-over primary that came back as a standby refuses writes until traffic moves (25006).
     asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # asyncpg's own protocol state broke with the connection ("cannot switch to state ...; another
+    # operation is in progress"): the connection is unusable, the database may be going away.
+    asyncpg.exceptions._base.InternalClientError,
 )
+
+
+def _discard(conn: Any) -> None:
+    """Close a connection that failed mid-operation, so the pool replaces it instead of reusing it."""
+    with contextlib.suppress(Exception):
+        if not conn.is_closed():
+            conn.terminate()
 
 
 @contextlib.contextmanager
@@ -71,10 +81,16 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """One unit of work: commit on normal exit, roll back on any exception."""
+        """One unit of work: commit on normal exit, roll back on any exception. A connection-level
+        failure (even one raised by the commit) discards the connection and raises DatabaseUnavailable."""
         try:
-            async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
-                yield cast(asyncpg.Connection, conn)  # the pool's proxy behaves as a Connection
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                try:
+                    async with conn.transaction():
+                        yield cast(asyncpg.Connection, conn)  # the pool's proxy behaves as a Connection
+                except CONNECTION_ERRORS:
+                    _discard(conn)
+                    raise
         except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
@@ -83,7 +99,11 @@ class Database:
         """A pooled connection without an explicit transaction (for single statements)."""
         try:
             async with self.pool.acquire(timeout=self.timeout) as conn:
-                yield cast(asyncpg.Connection, conn)
+                try:
+                    yield cast(asyncpg.Connection, conn)
+                except CONNECTION_ERRORS:
+                    _discard(conn)
+                    raise
         except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
