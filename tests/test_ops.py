@@ -609,3 +609,43 @@ def test_entrypoint_dispatches_admin_server_and_migrate(dsn: str) -> None:
     out = _entrypoint("migrate", env={"TMS_DATABASE_URL": dsn})
     assert out.returncode == 0, out.stderr
     assert "up to date" in out.stdout or "applied" in out.stdout
+
+
+async def test_workers_exit_when_their_supervisor_is_killed(dsn: str, tmp_path: Path) -> None:
+    """kill -9 of the supervisor: its workers shut down by themselves (they went on serving with
+    parent 1) and the port is free again."""
+    srv = ServerProc(dsn, tmp_path / "server.log", args=["--workers", "2"])
+    with srv:
+        parent = psutil.Process(srv.pid)
+        assert _wait_for(lambda: len(_listening_children(parent, srv.port)) == 2, 30), srv.log_text()[-2000:]
+        workers = [psutil.Process(p) for p in _listening_children(parent, srv.port)]
+        srv.kill()
+        _, alive = psutil.wait_procs(workers, timeout=20)
+        assert not alive, f"workers still running after their supervisor died: {[p.pid for p in alive]}"
+        with pytest.raises(OSError):
+            http_status(f"{srv.url}/healthz")
+
+
+def test_embedded_cluster_is_not_stopped_under_a_server_that_did_not_register(tmp_path: Path) -> None:
+    """A server reaching the embedded PostgreSQL through TMS_DATABASE_URL registers nothing; the last
+    tms-admin command to leave must not stop the cluster under it."""
+    from tms_server.db.embedded import EmbeddedPostgres
+
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMS_")} | {"TMS_DATA_DIR": str(data)}
+    admin = [sys.executable, "-m", "tms_server.admin.cli"]
+    assert subprocess.run([*admin, "migrate"], env=env, capture_output=True, timeout=120).returncode == 0
+    pg = EmbeddedPostgres(data)
+    dsn = pg.acquire()
+    srv = ServerProc(dsn, tmp_path / "server.log")
+    with srv:
+        pg.release()  # the server (by URL) is now the cluster's only client
+        result = subprocess.run(
+            [*admin, "merchant", "list"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert pg._running(), "tms-admin stopped the embedded PostgreSQL a server was using"
+        assert http_status(f"{srv.url}/readyz") == 200
+    pg.acquire()
+    pg.release()  # the last user out stops it once nobody else is connected
+    assert not pg._running()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -87,7 +89,9 @@ async def _run(app: web.Application, config: Config, reuse_port: bool) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        watchdog = asyncio.create_task(_follow_supervisor(stop))
         await stop.wait()
+        watchdog.cancel()
         await site.stop()
         metrics = app[keys.METRICS]
         log.info("shutting down: %d request(s) in flight", metrics.in_progress)
@@ -100,9 +104,37 @@ async def _run(app: web.Application, config: Config, reuse_port: bool) -> None:
         await runner.cleanup()
 
 
+SUPERVISOR_PID = "TMS_SUPERVISOR_PID"
+
+
+async def _follow_supervisor(stop: asyncio.Event) -> None:
+    """A worker shuts down (draining like on SIGTERM) when its supervisor is gone, even after a
+    kill -9 that gave the supervisor no chance to stop it: orphaned workers would go on serving
+    unsupervised and hold the embedded database. Linux also sends SIGTERM at once (PDEATHSIG)."""
+    text = os.environ.get(SUPERVISOR_PID, "")
+    if not text.isdigit():
+        return
+    supervisor = int(text)
+    _term_on_parent_death()
+    while os.getppid() == supervisor:  # noqa: ASYNC110  # nothing signals a parent's death but polling
+        await asyncio.sleep(1.0)
+    log.warning("supervisor %d is gone; shutting down", supervisor)
+    stop.set()
+
+
+def _term_on_parent_death() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM) where the C library offers it."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the getppid() poll above still notices within a second
+
+
 def _supervise(config: Config, dsn: str) -> int:
     """Run ``config.workers`` server processes on one port (SO_REUSEPORT); restart any that die."""
     env = dict(os.environ, TMS_DATABASE_URL=dsn, TMS_WORKERS="1", TMS_AUTO_MIGRATE="0")
+    env[SUPERVISOR_PID] = str(os.getpid())
     cmd = [
         sys.executable,
         "-m",

@@ -103,6 +103,14 @@ class EmbeddedPostgres:
             self._write_users(pids)
             self._registered = False
             if stop and not pids and self._running():
+                others = self._other_clients()
+                if others:
+                    # A server reaching it through TMS_DATABASE_URL, or workers whose supervisor was
+                    # killed, registered nothing but still use it: never stop it under them.
+                    log.info(
+                        "embedded PostgreSQL left running: %d connection(s) from other processes", others
+                    )
+                    return
                 self._pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
 
     def dsn(self, database: str = DATABASE) -> str:
@@ -174,6 +182,15 @@ class EmbeddedPostgres:
             self._run(
                 "createdb", "-h", str(self.socket_dir), "-p", str(_SOCKET_PORT), "-U", SUPERUSER, DATABASE
             )
+
+    def _other_clients(self) -> int:
+        """Client connections to the cluster other than the one asking (0 when it cannot tell)."""
+        res = subprocess.run(
+            [str(self.bin_dir / "psql"), self.dsn("postgres"), "-tAc",
+             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        return int(res.stdout.strip()) if res.returncode == 0 and res.stdout.strip().isdigit() else 0
 
     # -- helpers ---------------------------------------------------------------------------------
 
