@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Merchant, recreate_database, token_for
 from tests.kss import new_session, options_request, shipment_request
-from tests.serverproc import LOOPBACK, ServerProc, create_merchant, http_status
+from tests.serverproc import LOOPBACK, ServerProc, create_merchant, free_port, http_status
 from tms_server.app import create_app
 from tms_server.config import Config
 from tms_server.db.embedded import EmbeddedPostgres
@@ -649,3 +650,38 @@ def test_embedded_cluster_is_not_stopped_under_a_server_that_did_not_register(tm
     pg.acquire()
     pg.release()  # the last user out stops it once nobody else is connected
     assert not pg._running()
+
+
+def _counter(text: str, name: str, **labels: str) -> float:
+    """The sum of a counter's samples matching ``labels`` in a scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def test_workers_share_one_metrics_port_with_counters_of_all_workers(dsn: str, tmp_path: Path) -> None:
+    """--workers 2 with TMS_METRICS_PORT: both workers serve (the second used to crash-loop on
+    "address already in use"), and every scrape counts every worker's requests, so the counter
+    never goes down between scrapes (it went 2221, 1830, 2221)."""
+    metrics_port = free_port()
+    srv = ServerProc(
+        dsn, tmp_path / "server.log", args=["--workers", "2"], TMS_METRICS_PORT=str(metrics_port)
+    )
+    with srv:
+        parent = psutil.Process(srv.pid)
+        assert _wait_for(lambda: len(_listening_children(parent, srv.port)) == 2, 30), srv.log_text()[-2000:]
+        assert len(_serving_pids(parent, srv.port)) == 2
+        for _ in range(200):
+            assert http_status(f"{srv.url}/healthz") == 200
+        seen = []
+        for _ in range(12):
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{metrics_port}/metrics", timeout=5) as resp:
+                seen.append(_counter(resp.read().decode(), "tms_http_requests_total", endpoint="/healthz"))
+        assert seen == sorted(seen) and seen[0] >= 200, seen
+        assert "address already in use" not in srv.log_text()
+        assert len(_listening_children(parent, srv.port)) == 2

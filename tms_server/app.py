@@ -41,13 +41,17 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get("/metrics", ops.metrics)
 
 
-def create_app(config: Config, dsn: str | None = None, *, sweeper: bool = True) -> web.Application:
-    """The web.Application for ``config``; ``dsn`` overrides ``config.database_url``."""
+def create_app(
+    config: Config, dsn: str | None = None, *, sweeper: bool = True, reuse_port: bool = False
+) -> web.Application:
+    """The web.Application for ``config``; ``dsn`` overrides ``config.database_url``; ``reuse_port``
+    when it is one of several workers sharing the ports."""
     metrics = Metrics()
     app = web.Application(client_max_size=config.max_body, middlewares=[make_middleware(metrics)])
     app[keys.CONFIG] = config
     app[keys.METRICS] = metrics
     app[keys.RUNTIME] = Runtime.create(config)
+    app[keys.REUSE_PORT] = reuse_port
     target = dsn or config.database_url
     if not target:
         raise ValueError("create_app needs a database: pass dsn or set TMS_DATABASE_URL")
@@ -108,6 +112,7 @@ async def refresher_ctx(app: web.Application) -> AsyncIterator[None]:
             try:
                 await runtime.refresh(db)
                 app[keys.METRICS].db_up.set(1)
+                update_gauges(app)
                 if failing:
                     log.info("state refresh recovered")
                 failing = False
@@ -122,6 +127,16 @@ async def refresher_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def update_gauges(app: web.Application) -> None:
+    """This process's pool and catalog gauges (at each refresh, so a scrape answered by any worker
+    of several sees every worker's current figures)."""
+    m, stats = app[keys.METRICS], app[keys.DB].stats()
+    m.pool.labels("open").set(stats["size"])
+    m.pool.labels("idle").set(stats["idle"])
+    m.pool.labels("max").set(stats["max"])
+    m.catalogs.set(sum(1 for s in app[keys.RUNTIME].merchants.values() if s.catalog is not None))
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -175,7 +190,8 @@ async def metrics_port_ctx(app: web.Application) -> AsyncIterator[None]:
     await runner.setup()
     use_json_errors(runner.server)
     config = app[keys.CONFIG]
-    site = web.TCPSite(runner, config.host, config.metrics_port, reuse_port=config.workers > 1 or None)
+    # Workers of one supervisor all bind it (SO_REUSEPORT); any of them reports every worker's figures.
+    site = web.TCPSite(runner, config.host, config.metrics_port, reuse_port=app[keys.REUSE_PORT] or None)
     await site.start()
     yield
     await runner.cleanup()

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -28,6 +31,7 @@ from tms_server.db import DatabaseUnavailable, database_url, open_database
 from tms_server.db.embedded import EmbeddedError
 from tms_server.db.migrate import SchemaBehind, migrate
 from tms_server.web import keys
+from tms_server.web.metrics import MULTIPROC_DIR
 from tms_server.web.protocol import use_json_errors
 
 log = logging.getLogger("tms_server.server")
@@ -67,7 +71,7 @@ async def _prepare(config: Config, dsn: str, *, run_migrations: bool, with_demo:
 
 
 def _serve(config: Config, dsn: str, reuse_port: bool) -> None:
-    asyncio.run(_run(create_app(config, dsn), config, reuse_port))
+    asyncio.run(_run(create_app(config, dsn, reuse_port=reuse_port), config, reuse_port))
 
 
 async def _run(app: web.Application, config: Config, reuse_port: bool) -> None:
@@ -135,6 +139,16 @@ def _supervise(config: Config, dsn: str) -> int:
     """Run ``config.workers`` server processes on one port (SO_REUSEPORT); restart any that die."""
     env = dict(os.environ, TMS_DATABASE_URL=dsn, TMS_WORKERS="1", TMS_AUTO_MIGRATE="0")
     env[SUPERVISOR_PID] = str(os.getpid())
+    # One metrics directory for this supervisor's workers: any of them reports all of them.
+    shared_metrics = tempfile.mkdtemp(prefix="tms-metrics-")
+    env[MULTIPROC_DIR] = shared_metrics
+    try:
+        return _supervise_workers(config, env)
+    finally:
+        shutil.rmtree(shared_metrics, ignore_errors=True)
+
+
+def _supervise_workers(config: Config, env: dict[str, str]) -> int:
     cmd = [
         sys.executable,
         "-m",
@@ -161,6 +175,7 @@ def _supervise(config: Config, dsn: str) -> int:
         for i, c in enumerate(children):
             if c.poll() is not None and not stopping:
                 log.error("worker %d exited with %s; restarting it", c.pid, c.returncode)
+                _forget_worker(env, c.pid)
                 time.sleep(1.0)
                 children[i] = subprocess.Popen(cmd, env=env)  # noqa: S603
         time.sleep(0.2)
@@ -171,6 +186,14 @@ def _supervise(config: Config, dsn: str) -> int:
         except subprocess.TimeoutExpired:
             c.kill()
     return 0
+
+
+def _forget_worker(env: dict[str, str], pid: int) -> None:
+    """Drop a dead worker's live gauges from the shared metrics (its counters stay counted)."""
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid, env[MULTIPROC_DIR])  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 def main(argv: Sequence[str] | None = None) -> int:

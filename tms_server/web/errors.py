@@ -105,7 +105,7 @@ def make_middleware(metrics: Metrics) -> Middleware:
         rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         tokens = (logs.request_id.set(rid), logs.merchant.set(None), logs.session.set(None))
         start = time.perf_counter()
-        metrics.in_progress += 1
+        metrics.started()
         try:
             try:
                 response = await handler(request)
@@ -122,7 +122,7 @@ def make_middleware(metrics: Metrics) -> Middleware:
                         extra={"ms": round(elapsed * 1000, 2)})  # fmt: skip
             return response
         finally:
-            metrics.in_progress -= 1
+            metrics.finished()
             for var, token in zip((logs.request_id, logs.merchant, logs.session), tokens, strict=True):
                 var.reset(token)
 

@@ -14,3 +14,4 @@ DB = web.AppKey("db", Database)
 RUNTIME = web.AppKey("runtime", Runtime)
 METRICS = web.AppKey("metrics", Metrics)
 DSN = web.AppKey("dsn", str)
+REUSE_PORT = web.AppKey("reuse_port", bool)  # one of several workers sharing the ports

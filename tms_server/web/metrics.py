@@ -1,18 +1,39 @@
-"""Prometheus metrics, one registry per application (so tests and workers never share state)."""
+"""Prometheus metrics: one registry per application, or one view over every worker.
+
+A single process keeps its metrics in its own registry (so tests never share state). Under
+``tms-server --workers N`` the supervisor gives the workers a shared directory
+(``PROMETHEUS_MULTIPROC_DIR``, prometheus_client's multiprocess mode): each worker writes its counts
+there, and whichever worker answers a scrape reports the sum over all of them, so successive scrapes
+never see a counter go down. Gauges say how they combine across workers (``multiprocess_mode``).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def shared() -> bool:
+    """Whether this process is one of several workers sharing their metrics."""
+    return bool(os.environ.get(MULTIPROC_DIR))
 
 
 class Metrics:
-    """The counters and histograms the server updates."""
+    """The counters, histograms and gauges the server updates."""
 
     def __init__(self) -> None:
+        self.shared = shared()
         self.registry = CollectorRegistry()
         r = self.registry
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = (), mode: str = "livesum") -> Any:
+            return Gauge(name, doc, list(labels), registry=r, multiprocess_mode=mode)  # type: ignore[arg-type]
+
         self.requests = Counter(
             "tms_http_requests",
             "HTTP requests by endpoint and status",
@@ -29,22 +50,39 @@ class Metrics:
         self.auth_failures = Counter(
             "tms_auth_failures", "Refused /auth requests and tokens", ["kind"], registry=r
         )
-        self.reservations = Gauge(
-            "tms_reservations", "Reservations by state (last sweep)", ["status"], registry=r
+        # The same database count whichever worker swept last.
+        self.reservations = gauge(
+            "tms_reservations", "Reservations by state (last sweep)", ("status",), "mostrecent"
         )
         self.sweeps = Counter("tms_sweep_runs", "Expiry/retention sweeps run", ["result"], registry=r)
         self.sweep_seconds = Histogram("tms_sweep_seconds", "Sweep duration", buckets=_BUCKETS, registry=r)
         self.swept = Counter(
             "tms_swept_reservations", "Reservations changed by sweeps", ["action"], registry=r
         )
-        self.pool = Gauge("tms_db_pool_connections", "Database pool connections", ["state"], registry=r)
-        self.db_up = Gauge("tms_db_up", "1 when the last database call succeeded", registry=r)
-        self.catalogs = Gauge("tms_catalogs_loaded", "Merchants with a compiled catalog", registry=r)
+        self.pool = gauge("tms_db_pool_connections", "Database pool connections (all workers)", ("state",))
+        self.db_up = gauge(
+            "tms_db_up", "1 when the last database call succeeded (in every worker)", mode="livemin"
+        )
+        self.catalogs = gauge("tms_catalogs_loaded", "Merchants with a compiled catalog", mode="livemax")
         # Requests being handled now (bodies still arriving included); shutdown drains it to zero.
         self.in_progress = 0
-        Gauge("tms_http_requests_in_progress", "HTTP requests being handled", registry=r).set_function(
-            lambda: self.in_progress
+        self._in_progress = gauge(
+            "tms_http_requests_in_progress", "HTTP requests being handled (all workers)"
         )
+        if not self.shared:
+            self._in_progress.set_function(lambda: self.in_progress)
+
+    def started(self) -> None:
+        """A request began."""
+        self.in_progress += 1
+        if self.shared:
+            self._in_progress.inc()
+
+    def finished(self) -> None:
+        """A request ended."""
+        self.in_progress -= 1
+        if self.shared:
+            self._in_progress.dec()
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         """Record one request."""
@@ -52,5 +90,15 @@ class Metrics:
         self.latency.labels(method, endpoint).observe(seconds)
 
     def render(self) -> bytes:
-        """The text exposition format."""
-        return generate_latest(self.registry)
+        """The text exposition format: this process's, or every worker's together."""
+        if not self.shared:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]  # the library leaves it untyped
+        return generate_latest(combined)
+
+
+def worker_gone(pid: int) -> None:
+    """Drop a dead worker's live gauges from the shared view (its counters stay counted)."""
+    if shared():
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # the library leaves it untyped
