@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import resource
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ import pytest
 from tests import kss
 from tests.conftest import Merchant
 from tests.kss import options_request, shipment_request
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, free_port
 from tms_server.db.embedded import EmbeddedPostgres
 from tms_server.db.migrate import migrate
 
@@ -240,3 +243,111 @@ async def test_concurrent_reservations_through_a_database_shutdown_never_get_a_5
     print(f"fault injection: {len(acked)} acknowledged, {rows} rows, {len(acked) - rows} lost")
     assert rows == len(acked)
     assert "Traceback" not in server.log_path.read_text()
+
+
+def _start_limited(dsn: str, log: Path, nofile: int, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A server process whose open-files limit is ``nofile``; (process, base URL)."""
+    port = free_port()
+    full = {**os.environ, "TMS_DATABASE_URL": dsn, "TMS_PORT": str(port), "TMS_LOG_FORMAT": "json", **env}
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tms_server.server"], env=full, stdout=out, stderr=out, preexec_fn=limit
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(100).startswith(b"HTTP/1.1 200"):
+                    return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(log.read_text()[-2000:])
+
+
+def _closed(s: socket.socket) -> bool:
+    """Whether the server closed ``s`` (answered or not), waiting at most a second."""
+    s.settimeout(1.0)
+    try:
+        data = s.recv(65536)
+        while data:
+            data = s.recv(65536)
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_idle_and_slow_connections_are_closed(dsn: str, tmp_path: Path) -> None:
+    """With TMS_IDLE_TIMEOUT=1: 300 silent connections, a client trickling its headers and one
+    trickling its body are all closed within seconds (they stayed open for good), the slow body
+    with a JSON 408, and /healthz answers throughout."""
+    proc, url = _start_limited(dsn, tmp_path / "server.log", 4096, TMS_IDLE_TIMEOUT="1")
+    port = int(url.rsplit(":", 1)[1])
+    socks: list[socket.socket] = []
+    try:
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(300)]
+        trickle = socket.create_connection(("127.0.0.1", port), timeout=5)
+        slow_body = socket.create_connection(("127.0.0.1", port), timeout=5)
+        socks += [trickle, slow_body]
+        slow_body.sendall(
+            b"POST /auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        with contextlib.suppress(OSError):  # closed by the server part way, as it should be
+            for ch in b"GET /healthz HT":
+                trickle.sendall(bytes([ch]))
+                time.sleep(0.2)
+        time.sleep(0.5)
+        assert all(_closed(s) for s in socks[:50]), "idle connections were left open"
+        assert _closed(trickle), "a client trickling its headers kept its connection"
+        slow_body.settimeout(3)
+        answer = slow_body.recv(4096)
+        assert (
+            answer.startswith(b"HTTP/1.1 408")
+            and b'"failure_reason":"request body not received in time"' in answer
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_connection_flood_under_a_low_descriptor_limit(dsn: str, tmp_path: Path) -> None:
+    """Open-files limit 256 and 400 connections opened at once: connections over the cap are closed
+    at once, so health probes keep answering, and the log stays small (it had 66,000 lines of
+    "accept() out of system resource" in 20 s)."""
+    log = tmp_path / "server.log"
+    proc, url = _start_limited(dsn, log, 256, TMS_IDLE_TIMEOUT="30")
+    port = int(url.rsplit(":", 1)[1])
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(400):
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                break
+        time.sleep(1.0)
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert s.recv(100).startswith(b"HTTP/1.1 200")
+        time.sleep(1.0)
+        assert proc.poll() is None
+        lines = log.read_text().splitlines()
+        assert len(lines) < 200, f"{len(lines)} log lines"
+        assert sum("out of system resource" in line for line in lines) <= 2
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        proc.wait(30)

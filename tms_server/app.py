@@ -186,9 +186,9 @@ async def metrics_port_ctx(app: web.Application) -> AsyncIterator[None]:
     side.router.add_get("/healthz", ops.healthz)
     side.router.add_get("/readyz", ops.readyz)
     side.on_response_prepare.append(_server_header)
-    runner = web.AppRunner(side, access_log=None)
+    runner = web.AppRunner(side, access_log=None, keepalive_timeout=app[keys.CONFIG].idle_timeout)
     await runner.setup()
-    use_json_errors(runner.server)
+    use_json_errors(runner.server, connection_cap=64)
     config = app[keys.CONFIG]
     # Workers of one supervisor all bind it (SO_REUSEPORT); any of them reports every worker's figures.
     site = web.TCPSite(runner, config.host, config.metrics_port, reuse_port=app[keys.REUSE_PORT] or None)

@@ -53,6 +53,26 @@ class Config:
     # How long an /auth nonce is remembered: a captured /auth body is refused for this long, so it
     # must outlast any token (default one week; at least the token lifetime, checked below).
     nonce_retention: int = 7 * 86400
+    # A connection with no complete request for this long is closed (idle keep-alive, or headers
+    # trickling in); a request body must arrive within it too (else 408).
+    idle_timeout: float = 30.0
+    # Open client connections per process; 0: derived from the open-files limit (connection_cap).
+    max_connections: int = 0
+
+    def connection_cap(self) -> int:
+        """``max_connections``, or what the open-files limit leaves: less 100 descriptors for the
+        database pool, logs and files, and two accept() batches (``listen_backlog()`` each) that
+        arrive before any connection can be closed. asyncio retries accept() a second later after
+        running out, so never running out is what keeps a flood from stalling the listener."""
+        if self.max_connections:
+            return self.max_connections
+        soft = _open_files_limit()
+        return max(16, min(10_000, soft - 100 - 2 * self.listen_backlog()))
+
+    def listen_backlog(self) -> int:
+        """The listen backlog, which asyncio also uses as its accept() batch: smaller under a low
+        open-files limit."""
+        return 128 if _open_files_limit() >= 1024 else 32
 
     @property
     def embedded(self) -> bool:
@@ -72,6 +92,13 @@ class Config:
         out["database_url"] = _redact_url(self.database_url)
         out["data_dir"] = str(self.data_dir.resolve())
         return out
+
+
+def _open_files_limit() -> int:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 20 if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def _redact_url(url: str | None) -> str | None:
@@ -160,6 +187,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TMS_WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
     "TMS_METRICS_PORT": ("metrics_port", lambda n, v: _port(n, v) if v.strip() else None),
     "TMS_NONCE_RETENTION": ("nonce_retention", lambda n, v: _int(n, v, 60)),
+    "TMS_IDLE_TIMEOUT": ("idle_timeout", lambda n, v: _float(n, v, 0.5)),
+    "TMS_MAX_CONNECTIONS": ("max_connections", lambda n, v: _int(n, v, 0, 100_000)),
 }
 
 

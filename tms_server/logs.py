@@ -63,6 +63,31 @@ class PoolOutageFilter(logging.Filter):
         return True
 
 
+class ResourceExhaustionFilter(logging.Filter):
+    """asyncio logs every failed accept() when descriptors run out ("socket.accept() out of system
+    resource"), tens of thousands of lines a second: keep the first, then one line with a count
+    per ``interval`` seconds."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last = -interval
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "out of system resource" not in str(record.msg):
+            return True
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return False
+        record.msg = f"accept() out of system resource (open files): {self._suppressed} more in the last {self.interval:.0f} s; lower TMS_MAX_CONNECTIONS or raise the open-files limit"
+        record.args = ()
+        record.exc_info = record.exc_text = None
+        self._last, self._suppressed = now, 0
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
@@ -121,6 +146,9 @@ def setup(log_format: str = "auto", level: str = "INFO") -> None:
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
         server_log.addFilter(MalformedRequestFilter())
+    loop_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, ResourceExhaustionFilter) for f in loop_log.filters):
+        loop_log.addFilter(ResourceExhaustionFilter())
     pool_log = logging.getLogger("asyncpg.pool")
     if not any(isinstance(f, PoolOutageFilter) for f in pool_log.filters):
         pool_log.addFilter(PoolOutageFilter())

@@ -82,11 +82,17 @@ async def _run(app: web.Application, config: Config, reuse_port: bool) -> None:
     was still arriving at SIGTERM hung until the timeout and lost its answer. Here the listener
     closes first, requests in flight finish with their whole bodies, and only then does aiohttp
     close what is left."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT)
+    # keepalive_timeout closes a connection that has no complete request for that long (aiohttp arms
+    # it at connect, so a silent or header-trickling client is dropped too).
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT, keepalive_timeout=config.idle_timeout
+    )
     await runner.setup()
-    use_json_errors(runner.server)
+    use_json_errors(runner.server, connection_cap=config.connection_cap())
     try:
-        site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port or None)
+        site = web.TCPSite(
+            runner, config.host, config.port, reuse_port=reuse_port or None, backlog=config.listen_backlog()
+        )
         await site.start()
         log.info("serving on http://%s:%d (pid %d)", config.host, config.port, os.getpid())
         stop = asyncio.Event()

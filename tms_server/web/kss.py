@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,10 @@ async def read_json(request: web.Request) -> Any:
             415, f"Content-Encoding {coding[:40]!r} is not supported; send identity, gzip or deflate"
         )
     try:
-        raw = await request.read()
+        async with asyncio.timeout(request.app[keys.CONFIG].idle_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise HttpError(408, "request body not received in time") from None
     except (RequestPayloadError, http_exceptions.HttpProcessingError):
         # The body is not in the coding it claims (garbage "gzip"), or its framing is broken.
         raise HttpError(400, f"request body could not be decoded as Content-Encoding {coding}") from None

@@ -56,7 +56,7 @@ class ClientErrorLog:
         self._count = 0
         self._since = time.monotonic()
 
-    def note(self, kind: str) -> None:
+    def note(self, kind: str, what: str = "malformed HTTP request refused") -> None:
         report = 0
         with self._lock:
             first = kind not in self._seen
@@ -66,9 +66,9 @@ class ClientErrorLog:
             if now - self._since >= self.interval:
                 report, self._count, self._since = self._count, 0, now
         if first:
-            log.info("malformed HTTP request refused: %s", kind)
+            log.info("%s: %s", what, kind)
         elif report:
-            log.info("malformed HTTP requests refused in the last %.0f s: %d", self.interval, report)
+            log.info("refused or closed connections in the last %.0f s: %d", self.interval, report)
 
 
 _CLIENT_ERRORS = ClientErrorLog()
@@ -76,6 +76,26 @@ _CLIENT_ERRORS = ClientErrorLog()
 
 class JsonErrorRequestHandler(RequestHandler):
     """aiohttp's request handler with KSS-shaped error answers (see the module docstring)."""
+
+    def connection_made(self, transport: Any) -> None:
+        """Over the cap, the connection idle the longest makes room (so a flood of silent
+        connections cannot lock out a health probe or KSS); with every connection busy, this one
+        is closed."""
+        super().connection_made(transport)
+        manager = self._manager
+        cap = getattr(manager, "connection_cap", 0)
+        if not cap or manager is None or len(manager.connections) <= cap:
+            return
+        _CLIENT_ERRORS.note(
+            f"over the cap of {cap} open connections (TMS_MAX_CONNECTIONS)", "connection closed"
+        )
+        victim = next(
+            (c for c in manager.connections if c is not self and c._current_request is None),
+            self,
+        )
+        victim.force_close()
+        if victim.transport is not None:
+            victim.transport.close()
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """A client's broken body (bad gzip, short chunk) found while draining it after our answer
@@ -109,11 +129,16 @@ class JsonErrorRequestHandler(RequestHandler):
 
 
 class _JsonErrorServer(web_server.Server):
+    connection_cap: int = 0
+
     def __call__(self) -> RequestHandler:
         return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
-def use_json_errors(server: Any) -> None:
-    """Make ``server`` (an ``AppRunner.server``) answer protocol-level errors as JSON."""
+def use_json_errors(server: Any, *, connection_cap: int = 0) -> None:
+    """Make ``server`` (an ``AppRunner.server``) answer protocol-level errors as JSON, and close
+    connections beyond ``connection_cap`` (0: no cap) at once, before they use up descriptors."""
     if isinstance(server, web_server.Server) and type(server) is web_server.Server:
         server.__class__ = _JsonErrorServer
+    if isinstance(server, _JsonErrorServer):
+        server.connection_cap = connection_cap
