@@ -117,3 +117,21 @@ def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     pipeline = f"{BIN / 'tms-admin'} catalog example | head -1"
     result = subprocess.run(pipeline, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60)  # noqa: S602  # a fixed pipeline
     assert result.stdout.startswith("#") and result.stderr == ""
+
+
+def test_a_taken_port_is_said_once_without_claiming_to_serve(tmp_path: Path) -> None:
+    """A port in use: one message naming it, exit 1, and no "serving on" line before it."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        url = os.environ.get("TMS_TEST_DATABASE_URL", "")
+        env = {"TMS_PORT": port, "TMS_LOG_FORMAT": "json"}
+        if url:
+            env["TMS_DATABASE_URL"] = url
+        result = run(["tms-server", "--migrate"], cwd=tmp_path, **env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "address already in use" in result.stderr and "serving on" not in result.stderr
+    no_traceback(result)
