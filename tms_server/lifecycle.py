@@ -39,7 +39,16 @@ WITH due AS (
         OR (status = 'confirmed' AND confirmed_at < now() - make_interval(secs => $2)))
      LIMIT $3 FOR UPDATE SKIP LOCKED
 ), done AS (
-    UPDATE shipments s SET recipient = NULL, erased_at = now() FROM due WHERE s.id = due.id
+    -- Everything a person typed goes: the recipient, add-on texts (a door code), and any part of
+    -- the stored request other than the order, sender, currency and locale.
+    UPDATE shipments s SET recipient = NULL, erased_at = now(),
+           selection = CASE WHEN jsonb_typeof(s.selection->'addons') = 'array'
+               THEN jsonb_set(s.selection, '{addons}', (SELECT coalesce(jsonb_agg(a - 'text'), '[]'::jsonb)
+                                                           FROM jsonb_array_elements(s.selection->'addons') a))
+               ELSE s.selection END,
+           request = (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) FROM jsonb_each(s.request)
+                       WHERE key IN ('currency', 'locale', 'order', 'sender'))
+      FROM due WHERE s.id = due.id
     RETURNING s.id, s.merchant_id, s.status
 )
 INSERT INTO audit_log (actor, action, merchant_id, shipment_id, detail)

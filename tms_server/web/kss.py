@@ -11,6 +11,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import orjson
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestPayloadError
@@ -158,11 +159,28 @@ async def _reservation(request: web.Request, merchant: MerchantState) -> shipmen
         carrier=sel.carrier,
         carrier_product=sel.carrier_product,
         selection=selection,
-        request={k: v for k, v in body.items() if k != "recipient"},
-        recipient=body.get("recipient"),
+        request=stored_request(req),
+        recipient=None if req.recipient is None else _known(req.recipient),
         price=sel.price,
         currency=req.currency,
     )
+
+
+def stored_request(req: wire.ShipmentRequest) -> dict[str, Any]:
+    """What a reservation keeps of the request: the parsed order, sender, currency and locale, in
+    their wire names. Fields we do not know are not stored (they may be anything a shop sends: a
+    shopper's note with a name and a phone number, or a megabyte of it)."""
+    out: dict[str, Any] = {"currency": req.currency, "order": _known(req.order)}
+    if req.locale is not None:
+        out["locale"] = req.locale
+    if req.sender is not None:
+        out["sender"] = _known(req.sender)
+    return out
+
+
+def _known(value: Any) -> dict[str, Any]:
+    """A parsed wire object as JSON: only its known fields, and only those given."""
+    return attrs.asdict(value, filter=lambda _a, v: v is not None and v != ())
 
 
 def _location(view: shipments.ShipmentView) -> dict[str, str]:
