@@ -82,6 +82,10 @@ def test_server_log_of_this_module_has_no_traceback(server: tuple[ServerProc, in
 
 def _garbage_with(coding: str) -> bytes:
     body = b"\x00\xffgarbage, not compressed"
+    if coding == "deflate-truncated":  # a real zlib stream cut short
+        import zlib
+
+        coding, body = "deflate", zlib.compress(b'{"identifier": "x", "secret": {}}' * 50)[:40]
     return (
         f"POST /auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: {coding}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -100,6 +104,7 @@ def _answer(data: bytes) -> tuple[int, dict[str, str], Any]:
     [
         ("deflate", 400, "request body could not be decoded as Content-Encoding deflate"),
         ("gzip", 400, "request body could not be decoded as Content-Encoding gzip"),
+        ("deflate-truncated", 400, "request body could not be decoded in its Content-Encoding"),
         ("br", 415, "Content-Encoding not supported here; send identity, gzip or deflate"),
         ("zstd", 415, "Content-Encoding not supported here; send identity, gzip or deflate"),
         ("foo", 415, "Content-Encoding 'foo' is not supported; send identity, gzip or deflate"),

@@ -135,3 +135,52 @@ def test_a_taken_port_is_said_once_without_claiming_to_serve(tmp_path: Path) -> 
     assert result.returncode == 1, result.stderr[-2000:]
     assert "address already in use" in result.stderr and "serving on" not in result.stderr
     no_traceback(result)
+
+
+def test_workers_on_a_taken_port_fail_once(tmp_path: Path) -> None:
+    """--workers 2 on a taken port: one message and exit 1, no supervisor restarting workers forever."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run(["tms-server", "--workers", "2", "--migrate"], cwd=tmp_path, TMS_PORT=port)
+    assert result.returncode == 1 and result.stderr.count("already in use") == 1, result.stderr[-2000:]
+    assert "restarting" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a = " + "[" * 5000 + "]" * 5000, "nested too deeply to be a catalog"),
+    ],
+)
+def test_catalog_nested_too_deeply(tmp_path: Path, text: str, message: str) -> None:
+    """A catalog of 5,000 nested brackets is refused by name (it was a RecursionError traceback)."""
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    result = run(["tms-admin", "catalog", "check", str(path)], cwd=tmp_path)
+    assert result.returncode == 1 and message in result.stderr
+    no_traceback(result)
+    replay = run(["tms-admin", "catalog", "check", str(path), "--replay", str(path)], cwd=tmp_path)
+    assert replay.returncode == 1
+
+
+def test_durations_have_an_upper_bound() -> None:
+    """A nonce retention (or any duration) past ten years is refused at start: it overflowed PostgreSQL
+    intervals (a 500 on /auth, every sweep failing)."""
+    from tms_server.config import ConfigError, from_env
+
+    for name in ("TMS_NONCE_RETENTION", "TMS_RESERVATION_TTL", "TMS_RETENTION_EXPIRED", "TMS_SWEEP_INTERVAL"):
+        with pytest.raises(ConfigError, match=name):
+            from_env({name: "1000000000000"})
+
+
+def test_passwords_in_database_urls_are_hidden() -> None:
+    """In the user part or in the query string, a database password never reaches a message."""
+    from tms_server.config import from_env
+
+    for url in ("postgresql://tms:hunter2@db/tms", "postgresql://db/tms?sslmode=require&password=hunter2"):
+        where = from_env({"TMS_DATABASE_URL": url}).where()
+        assert "hunter2" not in where and "***" in where

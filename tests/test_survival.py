@@ -351,3 +351,19 @@ def test_a_connection_flood_under_a_low_descriptor_limit(dsn: str, tmp_path: Pat
             s.close()
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_burst_of_connections_is_held_to_the_cap(dsn: str, tmp_path: Path) -> None:
+    """TMS_MAX_CONNECTIONS=20 and 60 connections opened back to back: the 40 idle the longest are
+    closed (connections accepted in one loop turn all used to evict the same one)."""
+    proc, url = _start_limited(dsn, tmp_path / "server.log", 4096, TMS_MAX_CONNECTIONS="20")
+    port = int(url.rsplit(":", 1)[1])
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(60)]
+    try:
+        time.sleep(1.0)
+        assert sum(_closed(s) for s in socks) >= 40
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        proc.wait(30)

@@ -36,7 +36,7 @@ RECORD_NONCE = """
 INSERT INTO auth_nonces (merchant_id, nonce) VALUES ($1, $2)
 ON CONFLICT (merchant_id, nonce) DO UPDATE SET seen_at = now()
   WHERE auth_nonces.seen_at < now() - make_interval(secs => $3)
-RETURNING 1
+RETURNING extract(epoch FROM now())::float8
 """
 SIGNING_KEYS = """
 SELECT kid, secret, created_at, retired_at FROM signing_keys
@@ -75,9 +75,11 @@ def digest_matches(nonce: str, key: str, digest: str) -> bool:
 
 async def authenticate(
     conn: asyncpg.Connection, identifier: str, nonce: str, digest: str, *, replay_window: int
-) -> tuple[int, int] | None:
-    """(merchant id, id of the key that matched) when the digest matches an active key and the
-    nonce was not seen within ``replay_window`` seconds; else None."""
+) -> tuple[int, int, float] | None:
+    """(merchant id, id of the key that matched, the database's clock in epoch seconds) when the
+    digest matches an active key and the nonce was not seen within ``replay_window`` seconds; else
+    None. Tokens are stamped with the database's clock, the one revocations are written with, so
+    clock skew between servers and the database cannot let an older token through."""
     rows = await conn.fetch(MERCHANT_KEYS, identifier)
     keys = [r["key"] for r in rows] or [_DUMMY_KEY]
     # Check every key (no early exit) so timing does not tell how many keys matched or exist.
@@ -86,8 +88,8 @@ async def authenticate(
         return None
     merchant_id: int = rows[0]["id"]
     key_id: int = next(r["key_id"] for r, ok in zip(rows, matched, strict=False) if ok)
-    fresh = await conn.fetchval(RECORD_NONCE, merchant_id, nonce, float(replay_window))
-    return (merchant_id, key_id) if fresh else None
+    stamped = await conn.fetchval(RECORD_NONCE, merchant_id, nonce, float(replay_window))
+    return None if stamped is None else (merchant_id, key_id, float(stamped))
 
 
 class KeyRing:

@@ -7,6 +7,7 @@ fails at start with a message an operator can act on. Secrets are never part of 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -101,8 +102,15 @@ def _open_files_limit() -> int:
     return 1 << 20 if soft == resource.RLIM_INFINITY else int(soft)
 
 
+_SECRET_PARAMS = re.compile(r"(?i)([?&](?:password|sslpassword|sslkey|passfile)=)[^&]*")
+
+
 def _redact_url(url: str | None) -> str | None:
-    if not url or "@" not in url or "://" not in url:
+    """The URL without its password, in the user part or in the query string."""
+    if not url or "://" not in url:
+        return url
+    url = _SECRET_PARAMS.sub(r"\1***", url)
+    if "@" not in url:
         return url
     scheme, rest = url.split("://", 1)
     creds, host = rest.rsplit("@", 1)
@@ -121,13 +129,20 @@ def _int(name: str, value: str, minimum: int = 0, maximum: int | None = None) ->
     return n
 
 
-def _float(name: str, value: str, minimum: float = 0.0) -> float:
+# Durations end up in PostgreSQL intervals and asyncio timers: past ten years they overflow one or
+# the other (a 500 on /auth, a sweep that always fails), and no deployment means them.
+TEN_YEARS = 10 * 366 * 86400
+
+
+def _float(name: str, value: str, minimum: float = 0.0, maximum: float = TEN_YEARS) -> float:
     try:
         n = float(value.strip())
     except ValueError:
         raise ConfigError(f"{name}: expected a number of seconds, got {value!r}") from None
-    if not n >= minimum or n != n or n == float("inf"):
-        raise ConfigError(f"{name}: must be a finite number of at least {minimum:g}, got {value!r}")
+    if not minimum <= n <= maximum:  # also refuses NaN
+        raise ConfigError(
+            f"{name}: must be a number of seconds from {minimum:g} to {maximum:g}, got {value!r}"
+        )
     return n
 
 
@@ -172,22 +187,22 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TMS_TOKEN_TTL": ("token_ttl", lambda n, v: _int(n, v, 10, 86400)),
     "TMS_TOKEN_ISSUER": ("token_issuer", lambda n, v: v.strip() or "tms_server"),
     "TMS_TOKEN_AUDIENCE": ("token_audience", lambda n, v: v.strip() or "kss"),
-    "TMS_RESERVATION_TTL": ("reservation_ttl", lambda n, v: _int(n, v, 1)),
+    "TMS_RESERVATION_TTL": ("reservation_ttl", lambda n, v: _int(n, v, 1, TEN_YEARS)),
     "TMS_SWEEP_INTERVAL": ("sweep_interval", lambda n, v: _float(n, v, 0.05)),
-    "TMS_RETENTION_EXPIRED": ("retention_expired", lambda n, v: _int(n, v, 0)),
-    "TMS_RETENTION_CONFIRMED": ("retention_confirmed", lambda n, v: _int(n, v, 0)),
+    "TMS_RETENTION_EXPIRED": ("retention_expired", lambda n, v: _int(n, v, 0, TEN_YEARS)),
+    "TMS_RETENTION_CONFIRMED": ("retention_confirmed", lambda n, v: _int(n, v, 0, TEN_YEARS)),
     "TMS_REFRESH_INTERVAL": ("refresh_interval", lambda n, v: _float(n, v, 0.05)),
     "TMS_LOG_FORMAT": ("log_format", _choice(LOG_FORMATS)),
     "TMS_LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
     "TMS_AUTO_MIGRATE": ("auto_migrate", _bool),
     "TMS_POOL_MIN": ("pool_min", lambda n, v: _int(n, v, 0, 1000)),
     "TMS_POOL_MAX": ("pool_max", lambda n, v: _int(n, v, 1, 1000)),
-    "TMS_DB_TIMEOUT": ("db_timeout", lambda n, v: _float(n, v, 0.1)),
-    "TMS_MAX_BODY": ("max_body", lambda n, v: _int(n, v, 1024)),
+    "TMS_DB_TIMEOUT": ("db_timeout", lambda n, v: _float(n, v, 0.1, 3600)),
+    "TMS_MAX_BODY": ("max_body", lambda n, v: _int(n, v, 1024, 1 << 30)),
     "TMS_WORKERS": ("workers", lambda n, v: _int(n, v, 1, 64)),
     "TMS_METRICS_PORT": ("metrics_port", lambda n, v: _port(n, v) if v.strip() else None),
-    "TMS_NONCE_RETENTION": ("nonce_retention", lambda n, v: _int(n, v, 60)),
-    "TMS_IDLE_TIMEOUT": ("idle_timeout", lambda n, v: _float(n, v, 0.5)),
+    "TMS_NONCE_RETENTION": ("nonce_retention", lambda n, v: _int(n, v, 60, TEN_YEARS)),
+    "TMS_IDLE_TIMEOUT": ("idle_timeout", lambda n, v: _float(n, v, 0.5, 86400)),
     "TMS_MAX_CONNECTIONS": ("max_connections", lambda n, v: _int(n, v, 0, 100_000)),
 }
 

@@ -81,7 +81,12 @@ class ResourceExhaustionFilter(logging.Filter):
         if now - self._last < self.interval:
             self._suppressed += 1
             return False
-        record.msg = f"accept() out of system resource (open files): {self._suppressed} more in the last {self.interval:.0f} s; lower TMS_MAX_CONNECTIONS or raise the open-files limit"
+        again = (
+            f" ({self._suppressed} more times in the last {self.interval:.0f} s)" if self._suppressed else ""
+        )
+        record.msg = (
+            f"accept() ran out of open files{again}: raise the open-files limit or lower TMS_MAX_CONNECTIONS"
+        )
         record.args = ()
         record.exc_info = record.exc_text = None
         self._last, self._suppressed = now, 0
@@ -97,11 +102,12 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": escape(record.getMessage(), keep="\n\t"),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and value is not None:
-                out[key] = value
+                # JSON escapes C0 controls itself; C1 controls and line separators it leaves raw.
+                out[key] = escape(value, keep="\n\t") if isinstance(value, str) else value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()

@@ -98,14 +98,13 @@ class ReservationError(ValueError):
 
 def check_tracking_url(url: str) -> None:
     """Accept only an absolute http(s) URL with a host, printable, at most 2,000 characters."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname
+    except ValueError:  # "https://[::1" and other netlocs urllib cannot parse
+        scheme, host = "", None
     printable = url.isprintable() and not any(ch.isspace() for ch in url)
-    if (
-        parts.scheme.lower() not in ("https", "http")
-        or not parts.hostname
-        or not printable
-        or len(url) > 2000
-    ):
+    if scheme not in ("https", "http") or not host or not printable or len(url) > 2000:
         raise ReservationError(
             f"tracking URL {url!r}: expected an absolute https:// (or http://) URL with a host, without spaces"
         )

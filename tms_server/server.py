@@ -165,7 +165,10 @@ def _supervise_workers(config: Config, env: dict[str, str]) -> int:
         str(config.port),
         "--reuse-port",
     ]
+    _check_ports_free(config)
     children = [subprocess.Popen(cmd, env=env) for _ in range(config.workers)]  # noqa: S603
+    started = [time.monotonic()] * config.workers
+    quick_deaths = 0
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -180,10 +183,18 @@ def _supervise_workers(config: Config, env: dict[str, str]) -> int:
     while not stopping:
         for i, c in enumerate(children):
             if c.poll() is not None and not stopping:
-                log.error("worker %d exited with %s; restarting it", c.pid, c.returncode)
                 _forget_worker(env, c.pid)
+                # A worker that dies within seconds of starting, again and again, is not a crash to
+                # ride out but a fault to report (a port taken since, a database refusing): stop.
+                quick_deaths = quick_deaths + 1 if time.monotonic() - started[i] < 10 else 0
+                if quick_deaths >= 3:
+                    log.error("workers keep exiting right after start (last: %s); stopping", c.returncode)
+                    stop(signal.SIGTERM, None)
+                    break
+                log.error("worker %d exited with %s; restarting it", c.pid, c.returncode)
                 time.sleep(1.0)
                 children[i] = subprocess.Popen(cmd, env=env)  # noqa: S603
+                started[i] = time.monotonic()
         time.sleep(0.2)
     deadline = time.monotonic() + SHUTDOWN_TIMEOUT + 5
     for c in children:
@@ -191,7 +202,20 @@ def _supervise_workers(config: Config, env: dict[str, str]) -> int:
             c.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             c.kill()
-    return 0
+    return 1 if quick_deaths >= 3 else 0
+
+
+def _check_ports_free(config: Config) -> None:
+    """Fail once, before any worker starts, when the KSS or metrics port is taken: workers would
+    otherwise fail one after the other, each saying so."""
+    import socket
+
+    for port in (config.port, config.metrics_port):
+        if port is None:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((config.host, port))  # OSError "address already in use" reaches main()
 
 
 def _forget_worker(env: dict[str, str], pid: int) -> None:

@@ -109,6 +109,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     count = len(catalog.options)
     print(f"{args.file}: OK, {catalog.version_label!r}, {count} options, sha256 {catalog.digest[:12]}")
+    if args.replay is not None and not args.replay.is_dir():
+        print(f"{args.replay}: --replay expects a folder of recorded request .json files", file=sys.stderr)
+        return 1
     if args.replay is None:
         return 0
     old = _load(args.against) if args.against else None
@@ -149,6 +152,9 @@ def replay(catalog: Catalog, folder: Path, *, now: datetime, old: Catalog | None
             req = wire.parse(json.loads(path.read_text(encoding="utf-8")), wire.ShippingOptionsRequest)
         except (ValueError, OSError) as exc:
             lines.append(f"{path.name}: skipped: {exc}")
+            continue
+        except RecursionError:
+            lines.append(f"{path.name}: skipped: nested too deeply to be a request")
             continue
         new = _summary(shipping_options(catalog, req, now=now))
         if old is None:

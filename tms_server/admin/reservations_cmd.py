@@ -400,7 +400,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         return matches, (await ra.apply_reconcile(conn, matches, actor()) if args.yes else [])
 
     matches, changes = with_db(args, go)
-    print("\n".join(reconcile_lines(len(orders), matches, changes, args.yes)))
+    print("\n".join(escape(line) for line in reconcile_lines(len(orders), matches, changes, args.yes)))
     return 0
 
 

@@ -79,6 +79,8 @@ def parse_catalog(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError([f"{source}: not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise CatalogError([f"{source}: nested too deeply to be a catalog"]) from None
     ctx = Context(text)
     catalog = _read_catalog(Table(ctx, data, ""), text, source, networks)
     if ctx.errors or catalog is None:

@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,11 @@ class EmbeddedPostgres:
             self._registered = False
             if stop and not pids and self._running():
                 others = self._other_clients()
+                for _ in range(10):  # a backend whose client just left lingers a few ms
+                    if not others:
+                        break
+                    time.sleep(0.1)
+                    others = self._other_clients()
                 if others:
                     # A server reaching it through TMS_DATABASE_URL, or workers whose supervisor was
                     # killed, registered nothing but still use it: never stop it under them.

@@ -94,6 +94,9 @@ async def authorize(request: web.Request) -> MerchantState:
     if merchant is None or not merchant.active or merchant.identifier != claims.identifier:
         metrics.auth_failures.labels("merchant").inc()
         raise unauthorized()
+    if claims.key_id not in merchant.active_keys and await runtime.refresh_soon(db):
+        # A key added (and used) moments ago through another process: know it before refusing.
+        merchant = runtime.merchants.get(claims.merchant_id) or merchant
     if not merchant.accepts(claims):
         metrics.auth_failures.labels("revoked").inc()
         raise unauthorized()
@@ -113,12 +116,13 @@ async def post_auth(request: web.Request) -> web.Response:
         request.app[keys.METRICS].auth_failures.labels("credentials").inc()
         log.info("auth refused", extra={"identifier": req.identifier})
         raise HttpError(401, "invalid credentials")
-    merchant_id, key_id = found
+    merchant_id, key_id, db_now = found
     known = runtime.merchants.get(merchant_id)
     if not runtime.keyring.ready or known is None or key_id not in known.active_keys:
         await runtime.refresh(db)  # a merchant or key added moments ago: know it before its first call
     logs.merchant.set(req.identifier)
-    return json_response({"token": runtime.keyring.issue(merchant_id, req.identifier, key_id)}, status=201)
+    token = runtime.keyring.issue(merchant_id, req.identifier, key_id, now=db_now)
+    return json_response({"token": token}, status=201)
 
 
 async def post_shipping_options(request: web.Request) -> web.Response:

@@ -22,6 +22,8 @@ from aiohttp import http_exceptions, web, web_server
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
+from tms_server.terminal import escape
+
 __all__ = ["ClientErrorLog", "describe", "use_json_errors"]
 
 log = logging.getLogger("tms_server.protocol")
@@ -30,7 +32,9 @@ log = logging.getLogger("tms_server.protocol")
 def describe(status: int, exc: BaseException | None) -> tuple[int, str]:
     """(status, failure_reason) for a request the protocol layer refused; never the input itself."""
     if isinstance(exc, http_exceptions.ContentEncodingError):
-        return 415, "Content-Encoding not supported here; send identity, gzip or deflate"
+        if "install" in str(exc):  # aiohttp lacks the decoder (br, zstd): the coding is unsupported
+            return 415, "Content-Encoding not supported here; send identity, gzip or deflate"
+        return 400, "request body could not be decoded as Content-Encoding {coding}"
     if isinstance(exc, http_exceptions.LineTooLong):
         return 431 if status in (400, 431) else status, "request line or header too long"
     if isinstance(exc, http_exceptions.BadHttpMethod):
@@ -89,8 +93,13 @@ class JsonErrorRequestHandler(RequestHandler):
         _CLIENT_ERRORS.note(
             f"over the cap of {cap} open connections (TMS_MAX_CONNECTIONS)", "connection closed"
         )
+        # Skip connections already closing: they stay listed until aiohttp has wound them down.
         victim = next(
-            (c for c in manager.connections if c is not self and c._current_request is None),
+            (
+                c
+                for c in manager.connections
+                if c is not self and c.transport is not None and c._current_request is None
+            ),
             self,
         )
         victim.force_close()
@@ -120,6 +129,14 @@ class JsonErrorRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had started; the connection is closed instead")
         code, reason = describe(status, exc)
+        # The request aiohttp hands over for a broken body may carry no headers: then say less.
+        coding = escape(
+            (request.headers.get("Content-Encoding", "") if request.headers else "")[:40].strip().lower()
+        )
+        reason = reason.replace(
+            "as Content-Encoding {coding}",
+            f"as Content-Encoding {coding}" if coding else "in its Content-Encoding",
+        )
         resp = web.Response(
             status=code, body=orjson.dumps({"failure_reason": reason}), content_type="application/json"
         )
