@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tests.kss import options_request
-from tms_server import lifecycle, merchants
+from tms_server import merchants
 from tms_server.config import ConfigError, from_env
+from tms_server.reservations import sweep
 
 
 async def _token(client: Any, body: dict[str, Any]) -> tuple[int, str | None]:
@@ -62,7 +63,7 @@ async def test_the_sweep_forgets_nonces_only_after_the_retention(conn: Any, make
     )
     week = from_env({}).nonce_retention
     assert week == 7 * 86400
-    result = await lifecycle.sweep(
+    result = await sweep.run(
         conn, reservation_ttl=3600, retention_expired=86400, retention_confirmed=86400, nonce_retention=week
     )
     assert result.nonces_pruned == 1

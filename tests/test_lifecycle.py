@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tms_server import lifecycle, shipments
-from tms_server import reservations_admin as ra
+from tms_server import reservations
+from tms_server.reservations import operator, sweep
 
 TTL = 3600
 HOUR = 3600
@@ -48,14 +48,14 @@ SELECT $1, 'bulk-' || g, 'pickup-standard', 'postnord', '{"identifier": "P19"}',
 """
 
 
-def reservation(session_id: str | None = None, **changes: Any) -> shipments.Reservation:
+def reservation(session_id: str | None = None, **changes: Any) -> reservations.Reservation:
     """A reservation as the KSS layer would store it (a PostNord pickup-point parcel in Stockholm)."""
     values: dict[str, Any] = {
         "session_id": session_id or str(uuid.uuid4()), "option_id": "pickup-standard", "carrier": "postnord",
         "carrier_product": PRODUCT, "selection": SELECTION, "request": REQUEST, "recipient": RECIPIENT,
         "price": 4900, "currency": "SEK",
     }  # fmt: skip
-    return shipments.Reservation(**(values | changes))
+    return reservations.Reservation(**(values | changes))
 
 
 async def merchant(conn: asyncpg.Connection, make_merchant: Any, identifier: str = "shop-a") -> int:
@@ -66,7 +66,7 @@ async def merchant(conn: asyncpg.Connection, make_merchant: Any, identifier: str
 
 async def reserve(conn: asyncpg.Connection, merchant_id: int, session_id: str | None = None) -> uuid.UUID:
     """Reserve as KSS would (POST /shipment); returns the shipment id."""
-    view, _ = await shipments.reserve(conn, merchant_id, reservation(session_id))
+    view, _ = await reservations.reserve(conn, merchant_id, reservation(session_id))
     return view.shipment_id
 
 
@@ -80,11 +80,11 @@ async def age(conn: asyncpg.Connection, shipment_id: uuid.UUID, column: str, sec
     )
 
 
-async def sweep(conn: asyncpg.Connection, **kw: float) -> lifecycle.SweepResult:
+async def run_sweep(conn: asyncpg.Connection, **kw: float) -> sweep.SweepResult:
     """The sweep with default settings unless overridden."""
     settings = {"reservation_ttl": TTL, "retention_expired": 7 * DAY, "retention_confirmed": 90 * DAY,
                 "nonce_retention": HOUR} | kw  # fmt: skip
-    return await lifecycle.sweep(conn, **settings)
+    return await sweep.run(conn, **settings)
 
 
 async def row(conn: asyncpg.Connection, shipment_id: uuid.UUID) -> asyncpg.Record:
@@ -115,7 +115,7 @@ async def test_confirm_moves_reserved_to_confirmed(conn: asyncpg.Connection, mak
     """reserved -> confirmed stamps confirmed_at and logs an on-time (not late) confirm by kss."""
     mid = await merchant(conn, make_merchant)
     sid = await reserve(conn, mid)
-    assert await shipments.confirm(conn, mid, sid) == "reserved"
+    assert await reservations.confirm(conn, mid, sid) == "reserved"
     r = await row(conn, sid)
     assert r["status"] == "confirmed" and r["confirmed_at"] is not None
     assert (await trail(conn, sid))[-1] == ("kss", "confirmed", {"late": False, "previous": "reserved"})
@@ -126,7 +126,7 @@ async def test_sweep_expires_only_reservations_past_ttl(conn: asyncpg.Connection
     mid = await merchant(conn, make_merchant)
     stale, fresh = await reserve(conn, mid), await reserve(conn, mid)
     await age(conn, stale, "updated_at", TTL + 5)
-    result = await sweep(conn)
+    result = await run_sweep(conn)
     assert result.expired == [stale]
     r = await row(conn, stale)
     assert r["status"] == "expired" and r["expired_at"] is not None and r["recipient"] == RECIPIENT
@@ -139,17 +139,17 @@ async def test_update_restarts_the_expiry_clock(conn: asyncpg.Connection, make_m
     mid = await merchant(conn, make_merchant)
     sid = await reserve(conn, mid, "s-1")
     await age(conn, sid, "updated_at", TTL + 5)
-    await shipments.update(conn, mid, sid, reservation("s-1"))
-    assert (await sweep(conn)).expired == []
+    await reservations.update(conn, mid, sid, reservation("s-1"))
+    assert (await run_sweep(conn)).expired == []
 
 
 async def test_sweep_never_expires_confirmed(conn: asyncpg.Connection, make_merchant: Any) -> None:
     """A confirmed reservation stays confirmed however old its last POST/PUT."""
     mid = await merchant(conn, make_merchant)
     sid = await reserve(conn, mid)
-    await shipments.confirm(conn, mid, sid)
+    await reservations.confirm(conn, mid, sid)
     await age(conn, sid, "updated_at", 30 * DAY)
-    assert (await sweep(conn)).expired == []
+    assert (await run_sweep(conn)).expired == []
     assert (await row(conn, sid))["status"] == "confirmed"
 
 
@@ -160,12 +160,12 @@ async def test_late_confirm_confirms_an_expired_reservation(
     mid = await merchant(conn, make_merchant)
     sid = await reserve(conn, mid)
     await age(conn, sid, "updated_at", TTL + 5)
-    await sweep(conn)
-    assert await shipments.confirm(conn, mid, sid) == "expired"
+    await run_sweep(conn)
+    assert await reservations.confirm(conn, mid, sid) == "expired"
     r = await row(conn, sid)
     assert r["status"] == "confirmed" and r["expired_at"] is not None
     assert (await trail(conn, sid))[-1] == ("kss", "confirmed", {"late": True, "previous": "expired"})
-    assert (await shipments.view(conn, mid, sid)).status == "confirmed"
+    assert (await reservations.view(conn, mid, sid)).status == "confirmed"
 
 
 async def test_new_post_revives_an_expired_reservation(conn: asyncpg.Connection, make_merchant: Any) -> None:
@@ -173,7 +173,7 @@ async def test_new_post_revives_an_expired_reservation(conn: asyncpg.Connection,
     mid = await merchant(conn, make_merchant)
     sid = await reserve(conn, mid, "s-1")
     await age(conn, sid, "updated_at", TTL + 5)
-    await sweep(conn)
+    await run_sweep(conn)
     assert await reserve(conn, mid, "s-1") == sid
     r = await row(conn, sid)
     assert (r["status"], r["expired_at"]) == ("reserved", None)
@@ -184,12 +184,12 @@ async def test_retention_erases_personal_data_only(conn: asyncpg.Connection, mak
     mid = await merchant(conn, make_merchant)
     old_expired, new_expired, old_confirmed, new_confirmed = [await reserve(conn, mid) for _ in range(4)]
     for sid in (old_expired, new_expired):
-        await ra.expire(conn, sid, "test", "operator:test")
+        await operator.expire(conn, sid, "test", "operator:test")
     for sid in (old_confirmed, new_confirmed):
-        await shipments.confirm(conn, mid, sid)
+        await reservations.confirm(conn, mid, sid)
     await age(conn, old_expired, "expired_at", 7 * DAY + 5)
     await age(conn, old_confirmed, "confirmed_at", 30 * DAY + 5)
-    result = await sweep(conn, retention_confirmed=30 * DAY)
+    result = await run_sweep(conn, retention_confirmed=30 * DAY)
     assert sorted(result.erased) == sorted([old_expired, old_confirmed])
     for sid, status in ((old_expired, "expired"), (old_confirmed, "confirmed")):
         r = await row(conn, sid)
@@ -198,7 +198,7 @@ async def test_retention_erases_personal_data_only(conn: asyncpg.Connection, mak
         assert (await trail(conn, sid))[-1] == ("sweep", "erased", {"status": status})
     assert (await row(conn, new_expired))["recipient"] == RECIPIENT
     assert (await row(conn, new_confirmed))["recipient"] == RECIPIENT
-    assert (await sweep(conn, retention_confirmed=30 * DAY)).erased == []
+    assert (await run_sweep(conn, retention_confirmed=30 * DAY)).erased == []
 
 
 async def test_tracking_on_confirmed_shows_in_get_shipment(
@@ -207,13 +207,13 @@ async def test_tracking_on_confirmed_shows_in_get_shipment(
     """Tracking added to a confirmed reservation appears in the KSS view; re-adding only updates the URL."""
     mid = await merchant(conn, make_merchant)
     sid = await reserve(conn, mid)
-    with pytest.raises(ra.ReservationError, match="only confirmed reservations get tracking"):
-        await ra.add_tracking(conn, sid, "postnord", "00370712345", None, "operator:test")
-    await shipments.confirm(conn, mid, sid)
-    assert await ra.add_tracking(conn, sid, "postnord", "00370712345", None, "operator:test")
+    with pytest.raises(operator.ReservationError, match="only confirmed reservations get tracking"):
+        await operator.add_tracking(conn, sid, "postnord", "00370712345", None, "operator:test")
+    await reservations.confirm(conn, mid, sid)
+    assert await operator.add_tracking(conn, sid, "postnord", "00370712345", None, "operator:test")
     url = "https://tracking.postnord.com/se/?id=00370712345"
-    assert not await ra.add_tracking(conn, sid, "postnord", "00370712345", url, "operator:test")
-    view = await shipments.view(conn, mid, sid)
+    assert not await operator.add_tracking(conn, sid, "postnord", "00370712345", url, "operator:test")
+    view = await reservations.view(conn, mid, sid)
     assert view.body()["shipments"] == [
         {"carrier": "postnord", "tracking_id": "00370712345", "tracking_url": url}
     ]
@@ -227,17 +227,17 @@ async def test_operator_expire_and_confirm(conn: asyncpg.Connection, make_mercha
     """By hand: reserved -> expired and expired -> confirmed (late), each with the reason; repeats are no-ops."""
     mid = await merchant(conn, make_merchant)
     sid = await reserve(conn, mid)
-    assert (await ra.expire(conn, sid, "customer cancelled", "operator:ann")).changed
-    assert not (await ra.expire(conn, sid, "again", "operator:ann")).changed
-    change = await ra.confirm(conn, sid, "paid by invoice", "operator:ann")
+    assert (await operator.expire(conn, sid, "customer cancelled", "operator:ann")).changed
+    assert not (await operator.expire(conn, sid, "again", "operator:ann")).changed
+    change = await operator.confirm(conn, sid, "paid by invoice", "operator:ann")
     assert (change.before, change.after) == ("expired", "confirmed")
-    assert not (await ra.confirm(conn, sid, "again", "operator:ann")).changed
+    assert not (await operator.confirm(conn, sid, "again", "operator:ann")).changed
     assert (await trail(conn, sid))[1:] == [
         ("operator:ann", "expired", {"previous": "reserved", "reason": "customer cancelled"}),
         ("operator:ann", "confirmed", {"late": True, "previous": "expired", "reason": "paid by invoice"}),
     ]
-    with pytest.raises(ra.ReservationError, match="cannot expire"):
-        await ra.expire(conn, sid, "too late", "operator:ann")
+    with pytest.raises(operator.ReservationError, match="cannot expire"):
+        await operator.expire(conn, sid, "too late", "operator:ann")
 
 
 async def _connect(dsn: str) -> asyncpg.Connection:
@@ -257,11 +257,11 @@ async def test_two_concurrent_sweepers_expire_each_row_once(
 ) -> None:
     """Two sweepers on one database in parallel: every due row expired exactly once, one audit line each."""
     mid = await merchant(conn, make_merchant)
-    n = lifecycle.BATCH * 3 + 17
+    n = sweep.BATCH * 3 + 17
     await conn.execute(BULK, mid, n)
     a, b = await _connect(dsn), await _connect(dsn)
     try:
-        first, second = await asyncio.gather(sweep(a), sweep(b))
+        first, second = await asyncio.gather(run_sweep(a), run_sweep(b))
     finally:
         await a.close()
         await b.close()
@@ -281,13 +281,13 @@ async def test_crash_mid_sweep_loses_nothing(conn: asyncpg.Connection, make_merc
     dying = await _connect(dsn)
     tx = dying.transaction()
     await tx.start()
-    claimed = await dying.fetch(lifecycle.EXPIRE, float(TTL), 8, "sweep")  # one batch of 8, not committed
+    claimed = await dying.fetch(sweep.EXPIRE, float(TTL), 8, "sweep")  # one batch of 8, not committed
     assert len(claimed) == 8
-    other = await sweep(conn)  # runs while the batch is locked: skips it instead of waiting
+    other = await run_sweep(conn)  # runs while the batch is locked: skips it instead of waiting
     assert len(other.expired) == 12 and not {r["shipment_id"] for r in claimed} & set(other.expired)
     pid = dying.get_server_pid()
     dying.terminate()  # the process dies: PostgreSQL rolls its transaction back
     await _gone(conn, pid)
-    later = await sweep(conn)
+    later = await run_sweep(conn)
     assert sorted(later.expired) == sorted(r["shipment_id"] for r in claimed)
     assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'expired'") == 20

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import token_for
 from tests.kss import new_session, options_request
-from tms_server import lifecycle
 from tms_server.admin.cli import main
+from tms_server.reservations import sweep
 
 PERSONAL = {
     "given_name": "Klara",
@@ -77,7 +77,7 @@ async def test_erasure_leaves_nothing_personal(
     await conn.execute(
         "UPDATE shipments SET status = 'confirmed', confirmed_at = now() - interval '100 days'"
     )
-    result = await lifecycle.sweep(
+    result = await sweep.run(
         conn, reservation_ttl=3600, retention_expired=86400, retention_confirmed=86400, nonce_retention=86400
     )
     assert len(result.erased) == 1

@@ -25,10 +25,11 @@ import pytest
 
 from tests.conftest import FIXTURES, TABLES
 from tests.test_lifecycle import BULK, RECIPIENT, age, reservation
-from tms_server import merchants, shipments
-from tms_server.admin import label_export, reservations_cmd
+from tms_server import merchants, reservations
+from tms_server.admin import reservations_cmd
 from tms_server.admin.cli import main
 from tms_server.admin.common import AdminError
+from tms_server.reservations import export as label_export
 
 T = TypeVar("T")
 PLACEHOLDER = "00000000-0000-4000-8000-0000000000{:02d}"
@@ -76,9 +77,9 @@ async def _seed(conn: asyncpg.Connection) -> Seeded:
         await merchants.add(conn, name, merchants.generate_key())
         ids[name] = await conn.fetchval("SELECT id FROM merchants WHERE identifier = $1", name)
     n, o = ids["nordljus"], ids["sweMerch123"]
-    made = [(await shipments.reserve(conn, m, reservation(f"session-{i}")))[0].shipment_id for i, m in
+    made = [(await reservations.reserve(conn, m, reservation(f"session-{i}")))[0].shipment_id for i, m in
             enumerate((n, n, n, o), 1)]  # fmt: skip
-    await shipments.confirm(conn, n, made[0])
+    await reservations.confirm(conn, n, made[0])
     await conn.execute(
         "INSERT INTO tracking (shipment_id, carrier, tracking_id) VALUES ($1, 'postnord', 'T1')", made[0]
     )
@@ -87,7 +88,7 @@ async def _seed(conn: asyncpg.Connection) -> Seeded:
         "UPDATE shipments SET status = 'expired', expired_at = now() - interval '2 hours' WHERE id = $1",
         made[2],
     )
-    await shipments.confirm(conn, o, made[3])
+    await reservations.confirm(conn, o, made[3])
     return Seeded(*made)
 
 
@@ -359,7 +360,7 @@ def test_track_dry_run_then_yes(db: Db, seeded: Seeded, capsys: pytest.CaptureFi
         {"carrier": "postnord", "tracking_id": "T2", "tracking_url": "https://t.example/T2"},
     )
     mid = db.value("SELECT id FROM merchants WHERE identifier = 'nordljus'")
-    view = db.run(lambda c: shipments.view(c, mid, seeded.confirmed))
+    view = db.run(lambda c: reservations.view(c, mid, seeded.confirmed))
     assert [t["tracking_id"] for t in view.body()["shipments"]] == ["T1", "T2"]
 
 
@@ -579,7 +580,7 @@ def test_terminal_escapes_and_newlines_in_stored_values_are_shown_escaped(
     async def seed(conn: asyncpg.Connection) -> uuid.UUID:
         await merchants.add(conn, "nordljus", merchants.generate_key())
         mid = await conn.fetchval("SELECT id FROM merchants WHERE identifier = 'nordljus'")
-        return (await shipments.reserve(conn, mid, reservation(hostile)))[0].shipment_id
+        return (await reservations.reserve(conn, mid, reservation(hostile)))[0].shipment_id
 
     sid = db.run(seed)
     status = main(["reservations", "list"])

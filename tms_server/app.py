@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from tms_server import auth, lifecycle
+from tms_server import auth
 from tms_server.config import Config
 from tms_server.db import DatabaseUnavailable, open_database
 from tms_server.db.migrate import check_current, migrate
+from tms_server.reservations import sweep
 from tms_server.runtime import Runtime
 from tms_server.web import keys, kss, ops
 from tms_server.web.errors import make_middleware
@@ -146,11 +147,11 @@ async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
     async def once() -> None:
         start = time.perf_counter()
         async with db.connection() as conn:
-            result = await lifecycle.sweep(
+            result = await sweep.run(
                 conn, reservation_ttl=config.reservation_ttl, retention_expired=config.retention_expired,
                 retention_confirmed=config.retention_confirmed, nonce_retention=config.nonce_retention,
             )  # fmt: skip
-            for status, n in (await lifecycle.counts(conn)).items():
+            for status, n in (await sweep.counts(conn)).items():
                 metrics.reservations.labels(status).set(n)
         metrics.sweep_seconds.observe(time.perf_counter() - start)
         metrics.swept.labels("expired").inc(len(result.expired))

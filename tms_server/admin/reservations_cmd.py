@@ -24,10 +24,10 @@ import asyncpg
 import attrs
 import orjson
 
-from tms_server import lifecycle, shipments
-from tms_server import reservations_admin as ra
+from tms_server import reservations
 from tms_server.admin.common import AdminError, actor, config_of, positive_int, table, with_db
-from tms_server.admin.label_export import Progress, export_record, iso, writer
+from tms_server.reservations import operator, sweep
+from tms_server.reservations.export import Progress, export_record, iso, writer
 from tms_server.terminal import escape
 
 Handler = Callable[[argparse.Namespace], int]
@@ -104,7 +104,7 @@ def _add_changes(acts: Any) -> None:
 
 def _filters(p: argparse.ArgumentParser, status_default: str | None, merchant_required: bool = False) -> None:
     p.add_argument("--merchant", required=merchant_required, help="merchant identifier")
-    p.add_argument("--status", choices=shipments.STATUSES, default=status_default)
+    p.add_argument("--status", choices=reservations.STATUSES, default=status_default)
     p.add_argument("--since", type=parse_since, help="since entering the status: ISO 8601 or 30m, 2h, 7d")
 
 
@@ -120,20 +120,20 @@ def _domain_errors(fn: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except shipments.ShipmentNotFound as exc:
+        except reservations.ShipmentNotFound as exc:
             raise AdminError(f"no reservation {exc.args[0]}") from None
-        except ra.ReservationError as exc:
+        except operator.ReservationError as exc:
             raise AdminError(str(exc)) from None
 
     return run
 
 
 def _shipment_id(text: str) -> uuid.UUID:
-    return shipments.parse_id(text.strip())
+    return reservations.parse_id(text.strip())
 
 
 async def _merchant(conn: asyncpg.Connection, identifier: str | None) -> int | None:
-    return None if identifier is None else await ra.merchant_id(conn, identifier)
+    return None if identifier is None else await operator.merchant_id(conn, identifier)
 
 
 # --- list and show --------------------------------------------------------------------------------
@@ -143,10 +143,10 @@ LIST_COLUMNS = ["shipment_id", "merchant", "session_id", "status", "since", "car
 
 @_domain_errors
 def cmd_list(args: argparse.Namespace) -> int:
-    async def go(conn: asyncpg.Connection) -> list[ra.Summary]:
+    async def go(conn: asyncpg.Connection) -> list[operator.Summary]:
         merchant = await _merchant(conn, args.merchant)
         limit = None if args.all else args.limit
-        return await ra.list_reservations(
+        return await operator.list_reservations(
             conn, merchant=merchant, status=args.status, since=args.since, limit=limit
         )
 
@@ -160,7 +160,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(s: ra.Summary) -> dict[str, Any]:
+def _summary(s: operator.Summary) -> dict[str, Any]:
     return {
         "shipment_id": str(s.shipment_id), "merchant": s.merchant, "session_id": s.session_id,
         "status": s.status, "since": iso(s.status_at), "carrier": s.carrier, "product": s.product,
@@ -179,10 +179,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     if (args.shipment_id is None) == (args.session is None):
         raise AdminError("give either a SHIPMENT_ID or --session SESSION_ID")
 
-    async def go(conn: asyncpg.Connection) -> ra.Detail:
+    async def go(conn: asyncpg.Connection) -> operator.Detail:
         if args.session is not None:
-            return await ra.get_by_session(conn, args.session, await _merchant(conn, args.merchant))
-        return await ra.get(conn, _shipment_id(args.shipment_id))
+            return await operator.get_by_session(conn, args.session, await _merchant(conn, args.merchant))
+        return await operator.get(conn, _shipment_id(args.shipment_id))
 
     d = with_db(args, go)
     if args.format == "json":
@@ -201,7 +201,7 @@ def jsonable(obj: Any) -> Any:
     return attrs.asdict(obj, value_serializer=value)
 
 
-def show_lines(d: ra.Detail) -> list[str]:
+def show_lines(d: operator.Detail) -> list[str]:
     """``reservations show`` as text: operators need the personal data to print labels."""
     sel, req = d.selection, d.request
     product = d.carrier_product
@@ -272,13 +272,13 @@ def _kv(detail: Mapping[str, Any]) -> str:
 @_domain_errors
 def cmd_export(args: argparse.Namespace) -> int:
     async def go(conn: asyncpg.Connection) -> int:
-        merchant = await ra.merchant_id(conn, args.merchant)
+        merchant = await operator.merchant_id(conn, args.merchant)
         bar = None
         if sys.stderr.isatty():
-            bar = Progress(await ra.count_export(conn, merchant, args.status, args.since), sys.stderr)
+            bar = Progress(await operator.count_export(conn, merchant, args.status, args.since), sys.stderr)
         write = writer(args.format, sys.stdout)
         n = 0
-        async with aclosing(ra.export_rows(conn, merchant, args.status, args.since)) as rows:
+        async with aclosing(operator.export_rows(conn, merchant, args.status, args.since)) as rows:
             async for row in rows:
                 write(export_record(row), n)
                 n += 1
@@ -306,17 +306,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_track(args: argparse.Namespace) -> int:
     sid = _shipment_id(args.shipment_id)
     if args.tracking_url is not None:
-        ra.check_tracking_url(args.tracking_url)
+        operator.check_tracking_url(args.tracking_url)
     what = f"{args.carrier} {args.tracking_id}" + (f" ({args.tracking_url})" if args.tracking_url else "")
     if not args.yes:
-        d = with_db(args, lambda conn: ra.get(conn, sid))
+        d = with_db(args, lambda conn: operator.get(conn, sid))
         if d.status != "confirmed":
             raise AdminError(f"shipment {sid} is {d.status}; only confirmed reservations get tracking")
         print(f"would add tracking {what} to shipment {sid} of {d.merchant}\n{DRY_RUN}")
         return 0
     who = actor()
     created = with_db(
-        args, lambda conn: ra.add_tracking(conn, sid, args.carrier, args.tracking_id, args.tracking_url, who)
+        args,
+        lambda conn: operator.add_tracking(conn, sid, args.carrier, args.tracking_id, args.tracking_url, who),
     )
     print(f"{'added' if created else 'updated'} tracking {what} on shipment {sid}")
     return 0
@@ -327,13 +328,13 @@ def cmd_change(args: argparse.Namespace) -> int:
     """``confirm`` and ``expire`` by hand (``args.change`` says which)."""
     sid, target = _shipment_id(args.shipment_id), {"confirm": "confirmed", "expire": "expired"}[args.change]
     if not args.yes:
-        d = with_db(args, lambda conn: ra.get(conn, sid))
+        d = with_db(args, lambda conn: operator.get(conn, sid))
         print(
             f"would {args.change} shipment {sid} of {d.merchant} (now {d.status}): {_effect(d.status, target)}"
         )
         print(f"reason: {args.reason}\n{DRY_RUN}")
         return 0
-    who, apply = actor(), ra.confirm if args.change == "confirm" else ra.expire
+    who, apply = actor(), operator.confirm if args.change == "confirm" else operator.expire
     change = with_db(args, lambda conn: apply(conn, sid, args.reason, who))
     if change.changed:
         late = " (late: it had expired)" if change.before == "expired" else ""
@@ -356,14 +357,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg, who = config_of(args), actor()
     ttl, keep_expired, keep_confirmed = cfg.reservation_ttl, cfg.retention_expired, cfg.retention_confirmed
     if not args.yes:
-        due = with_db(args, lambda conn: ra.sweep_due(conn, ttl, keep_expired, keep_confirmed))
+        due = with_db(args, lambda conn: operator.sweep_due(conn, ttl, keep_expired, keep_confirmed))
         print(f"would expire {due.expire} reservation(s) unconfirmed for {ttl} s")
         print(f"would erase personal data of {due.erase} reservation(s) past retention")
         print(DRY_RUN)
         return 0
 
-    async def go(conn: asyncpg.Connection) -> lifecycle.SweepResult:
-        return await lifecycle.sweep(
+    async def go(conn: asyncpg.Connection) -> sweep.SweepResult:
+        return await sweep.run(
             conn, reservation_ttl=ttl, retention_expired=keep_expired, retention_confirmed=keep_confirmed,
             nonce_retention=cfg.nonce_retention, actor=who,
         )  # fmt: skip
@@ -393,18 +394,20 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         raise AdminError(
             f"{args.file}: not UTF-8 text (byte {exc.start}): expected Klarna order JSON"
         ) from None
-    orders = ra.parse_orders(text)
+    orders = operator.parse_orders(text)
 
-    async def go(conn: asyncpg.Connection) -> tuple[list[ra.Match], list[ra.Change]]:
-        matches = await ra.reconcile(conn, orders, await _merchant(conn, args.merchant))
-        return matches, (await ra.apply_reconcile(conn, matches, actor()) if args.yes else [])
+    async def go(conn: asyncpg.Connection) -> tuple[list[operator.Match], list[operator.Change]]:
+        matches = await operator.reconcile(conn, orders, await _merchant(conn, args.merchant))
+        return matches, (await operator.apply_reconcile(conn, matches, actor()) if args.yes else [])
 
     matches, changes = with_db(args, go)
     print("\n".join(escape(line) for line in reconcile_lines(len(orders), matches, changes, args.yes)))
     return 0
 
 
-def reconcile_lines(read: int, matches: list[ra.Match], changes: list[ra.Change], applied: bool) -> list[str]:
+def reconcile_lines(
+    read: int, matches: list[operator.Match], changes: list[operator.Change], applied: bool
+) -> list[str]:
     """The reconcile report: what was (or would be) confirmed, what needs nothing, what did not match."""
     todo = [m for m in matches if m.verdict == "confirm"]
     done = [m for m in matches if m.verdict == "confirmed"]
@@ -426,11 +429,11 @@ def reconcile_lines(read: int, matches: list[ra.Match], changes: list[ra.Change]
     return out
 
 
-def _order(m: ra.Match) -> str:
+def _order(m: operator.Match) -> str:
     return f"{m.order.order_id or '(no order_id)'} (#{m.order.position})"
 
 
-def _why(m: ra.Match) -> str:
+def _why(m: operator.Match) -> str:
     if m.verdict == "unknown_reference":
         return f"unknown tms_reference {m.order.reference!r}"
     if m.verdict == "not_completed":

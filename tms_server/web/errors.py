@@ -21,7 +21,7 @@ from tms_server import logs
 from tms_server.auth import InvalidToken
 from tms_server.catalog import SelectionError
 from tms_server.db import DatabaseUnavailable
-from tms_server.shipments import ShipmentNotFound, ShipmentRefused
+from tms_server.reservations import ShipmentNotFound, ShipmentRefused
 from tms_server.web import keys
 from tms_server.web.metrics import Metrics
 from tms_server.wire import WireError

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestPayloadError
 
-from tms_server import auth, logs, shipments, wire
+from tms_server import auth, logs, reservations, wire
 from tms_server.catalog import SelectionError, check_selection, explain, format_explanation, shipping_options
 from tms_server.runtime import MerchantState
 from tms_server.web import keys
@@ -144,7 +144,7 @@ async def post_shipping_options(request: web.Request) -> web.Response:
     return json_response({"shipping_options": options})
 
 
-async def _reservation(request: web.Request, merchant: MerchantState) -> shipments.Reservation:
+async def _reservation(request: web.Request, merchant: MerchantState) -> reservations.Reservation:
     body = await read_json(request)
     req = wire.parse(body, wire.ShipmentRequest)
     logs.session.set(req.session_id)
@@ -157,7 +157,7 @@ async def _reservation(request: web.Request, merchant: MerchantState) -> shipmen
         "timeslot": sel.timeslot,
         "addons": sel.addons,
     }
-    return shipments.Reservation(
+    return reservations.Reservation(
         session_id=req.session_id,
         option_id=sel.option_id,
         carrier=sel.carrier,
@@ -187,7 +187,7 @@ def _known(value: Any) -> dict[str, Any]:
     return attrs.asdict(value, filter=lambda _a, v: v is not None and v != ())
 
 
-def _location(view: shipments.ShipmentView) -> dict[str, str]:
+def _location(view: reservations.ShipmentView) -> dict[str, str]:
     return {"Location": f"/shipment/{view.shipment_id}"}
 
 
@@ -196,7 +196,7 @@ async def post_shipment(request: web.Request) -> web.Response:
     merchant = await authorize(request)
     res = await _reservation(request, merchant)
     async with request.app[keys.DB].connection() as conn:  # one statement: committed when it returns
-        view, created = await shipments.reserve(conn, merchant.merchant_id, res)
+        view, created = await reservations.reserve(conn, merchant.merchant_id, res)
     log.info(
         "reservation %s", "created" if created else "updated", extra={"shipment_id": str(view.shipment_id)}
     )
@@ -206,28 +206,28 @@ async def post_shipment(request: web.Request) -> web.Response:
 async def put_shipment(request: web.Request) -> web.Response:
     """PUT /shipment/{id}: update an existing reservation; 404 makes KSS fall back to POST."""
     merchant = await authorize(request)
-    shipment_id = shipments.parse_id(request.match_info["shipment_id"])
+    shipment_id = reservations.parse_id(request.match_info["shipment_id"])
     res = await _reservation(request, merchant)
     async with request.app[keys.DB].transaction() as conn:
-        view = await shipments.update(conn, merchant.merchant_id, shipment_id, res)
+        view = await reservations.update(conn, merchant.merchant_id, shipment_id, res)
     return json_response(view.body(), status=200, headers=_location(view))
 
 
 async def get_shipment(request: web.Request) -> web.Response:
     """GET /shipment/{id}: carrier product codes and tracking."""
     merchant = await authorize(request)
-    shipment_id = shipments.parse_id(request.match_info["shipment_id"])
+    shipment_id = reservations.parse_id(request.match_info["shipment_id"])
     async with request.app[keys.DB].connection() as conn:
-        view = await shipments.view(conn, merchant.merchant_id, shipment_id)
+        view = await reservations.view(conn, merchant.merchant_id, shipment_id)
     return json_response(view.body())
 
 
 async def post_confirm(request: web.Request) -> web.Response:
     """POST /shipment/{id}/confirm: idempotent; a late confirm of an expired reservation still counts."""
     merchant = await authorize(request)
-    shipment_id = shipments.parse_id(request.match_info["shipment_id"])
+    shipment_id = reservations.parse_id(request.match_info["shipment_id"])
     async with request.app[keys.DB].transaction() as conn:
-        before = await shipments.confirm(conn, merchant.merchant_id, shipment_id)
+        before = await reservations.confirm(conn, merchant.merchant_id, shipment_id)
     if before == "expired":
         log.warning("late confirm of an expired reservation", extra={"shipment_id": str(shipment_id)})
     return json_response({"shipment_id": str(shipment_id), "status": "confirmed"})

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from attrs import frozen
 
-from tms_server import shipments
+from tms_server.reservations import kss
 
 MERCHANT_ID = "SELECT id FROM merchants WHERE identifier = $1"
 LIST = """
@@ -74,7 +74,7 @@ ON CONFLICT (shipment_id, carrier, tracking_id)
 DO UPDATE SET tracking_url = coalesce(EXCLUDED.tracking_url, t.tracking_url)
 RETURNING (xmax = 0) AS created
 """
-# The same conditions as lifecycle.EXPIRE and lifecycle.ERASE, counted instead of applied.
+# The same conditions as sweep.EXPIRE and sweep.ERASE, counted instead of applied.
 SWEEP_DUE = """
 SELECT count(*) FILTER (WHERE status = 'reserved' AND updated_at < now() - make_interval(secs => $1)) AS expire,
        count(*) FILTER (WHERE recipient IS NOT NULL AND (
@@ -241,7 +241,7 @@ async def get(conn: asyncpg.Connection, shipment_id: uuid.UUID) -> Detail:
     """One reservation with its tracking and audit trail, or ShipmentNotFound."""
     row = await conn.fetchrow(DETAIL_BY_ID, shipment_id)
     if row is None:
-        raise shipments.ShipmentNotFound(str(shipment_id))
+        raise kss.ShipmentNotFound(str(shipment_id))
     return await _detail(conn, row)
 
 
@@ -249,7 +249,7 @@ async def get_by_session(conn: asyncpg.Connection, session_id: str, merchant: in
     """The reservation of a KSS session; ReservationError when several merchants share the session id."""
     rows = await conn.fetch(DETAIL_BY_SESSION, session_id, merchant)
     if not rows:
-        raise shipments.ShipmentNotFound(f"session {session_id}")
+        raise kss.ShipmentNotFound(f"session {session_id}")
     if len(rows) > 1:
         names = ", ".join(sorted(r["merchant"] for r in rows))
         raise ReservationError(f"session {session_id} has reservations at {names}; add --merchant")
@@ -281,7 +281,7 @@ async def export_rows(
 async def _lock(conn: asyncpg.Connection, shipment_id: uuid.UUID) -> tuple[int, str]:
     row = await conn.fetchrow(LOCK, shipment_id)
     if row is None:
-        raise shipments.ShipmentNotFound(str(shipment_id))
+        raise kss.ShipmentNotFound(str(shipment_id))
     return int(row["merchant_id"]), str(row["status"])
 
 
@@ -289,7 +289,7 @@ async def confirm(conn: asyncpg.Connection, shipment_id: uuid.UUID, reason: str,
     """Confirm by hand (idempotent); confirming an expired reservation is logged as late."""
     async with conn.transaction():
         merchant, _ = await _lock(conn, shipment_id)
-        before = await shipments.confirm(conn, merchant, shipment_id, actor, reason=reason)
+        before = await kss.confirm(conn, merchant, shipment_id, actor, reason=reason)
     return Change(shipment_id, before, "confirmed")
 
 
@@ -303,9 +303,7 @@ async def expire(conn: asyncpg.Connection, shipment_id: uuid.UUID, reason: str, 
             )
         if before == "reserved":
             await conn.execute(EXPIRE_ONE, shipment_id)
-            await shipments.audit(
-                conn, actor, "expired", merchant, shipment_id, previous=before, reason=reason
-            )
+            await kss.audit(conn, actor, "expired", merchant, shipment_id, previous=before, reason=reason)
     return Change(shipment_id, before, "expired")
 
 
@@ -326,7 +324,7 @@ async def add_tracking(
                 f"shipment {shipment_id} is {status}; only confirmed reservations get tracking"
             )
         created = bool(await conn.fetchval(ADD_TRACKING, shipment_id, carrier, tracking_id, tracking_url))
-        await shipments.audit(
+        await kss.audit(
             conn, actor, "tracking_added" if created else "tracking_updated", merchant, shipment_id,
             carrier=carrier, tracking_id=tracking_id, tracking_url=tracking_url,
         )  # fmt: skip
@@ -336,7 +334,7 @@ async def add_tracking(
 async def sweep_due(
     conn: asyncpg.Connection, reservation_ttl: float, retention_expired: float, retention_confirmed: float
 ) -> SweepDue:
-    """What ``lifecycle.sweep`` would expire and erase right now."""
+    """What ``sweep.sweep`` would expire and erase right now."""
     row = await conn.fetchrow(
         SWEEP_DUE, float(reservation_ttl), float(retention_expired), float(retention_confirmed)
     )

@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import orjson
 
-from tms_server import reservations_admin as ra
+from tms_server.reservations import operator
 
 __all__ = ["EXPORT_COLUMNS", "Progress", "export_flat", "export_record", "iso", "writer"]
 
@@ -43,7 +43,7 @@ ADDRESS_FIELDS = ["street_address", "street_address2", "postal_code", "city", "r
 LOCATION_FIELDS = ["street_address", "postal_code", "city", "country"]
 
 
-def export_record(r: ra.ExportRow) -> dict[str, Any]:
+def export_record(r: operator.ExportRow) -> dict[str, Any]:
     """One export row as nested JSON (``--format json``)."""
     sel, req = r.selection, r.request
     order = req.get("order") or {}

@@ -77,7 +77,7 @@ async def _batches(conn: asyncpg.Connection, sql: str, *args: object) -> list[uu
             return out
 
 
-async def sweep(
+async def run(
     conn: asyncpg.Connection, *, reservation_ttl: float, retention_expired: float,
     retention_confirmed: float, nonce_retention: float, actor: str = "sweep",
 ) -> SweepResult:  # fmt: skip
