@@ -14,6 +14,7 @@ import asyncpg
 
 from tms_server.config import Config, from_env
 from tms_server.db import database_url
+from tms_server.db.pool import use_json_codec
 from tms_server.terminal import escape
 
 T = TypeVar("T")
@@ -65,8 +66,7 @@ def with_db(
                 f"cannot reach {config.where()}: {exc} (set TMS_DATABASE_URL or TMS_DATA_DIR)"
             ) from None
         try:
-            for typ in ("jsonb", "json"):
-                await conn.set_type_codec(typ, encoder=_dumps, decoder=_loads, schema="pg_catalog")
+            await use_json_codec(conn)
             return await fn(conn)
         finally:
             await conn.close()
@@ -79,18 +79,6 @@ def with_db(
         )
     with database_url(config) as dsn:
         return asyncio.run(go(dsn))
-
-
-def _dumps(v: Any) -> str:
-    import orjson
-
-    return orjson.dumps(v).decode()
-
-
-def _loads(v: str) -> Any:
-    import orjson
-
-    return orjson.loads(v)
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -65,11 +65,15 @@ def database_url(config: Config) -> Iterator[str]:
         pg.release()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def use_json_codec(conn: asyncpg.Connection) -> None:
+    """json and jsonb columns as Python values (orjson both ways): every connection we open."""
     for typ in ("jsonb", "json"):
         await conn.set_type_codec(
             typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
         )
+
+
+_init_connection = use_json_codec
 
 
 class Database:

@@ -27,12 +27,10 @@ MERCHANT_ID = "SELECT id FROM merchants WHERE identifier = $1"
 LIST = """
 SELECT s.id, m.identifier AS merchant, s.session_id, s.status, s.carrier,
        s.carrier_product->>'identifier' AS product, s.price, s.currency, s.erased_at,
-       CASE s.status WHEN 'confirmed' THEN s.confirmed_at WHEN 'expired' THEN s.expired_at
-                     ELSE s.updated_at END AS status_at
+       s.status_at
   FROM shipments s JOIN merchants m ON m.id = s.merchant_id
  WHERE ($1::bigint IS NULL OR s.merchant_id = $1) AND ($2::text IS NULL OR s.status = $2)
-   AND CASE s.status WHEN 'confirmed' THEN s.confirmed_at WHEN 'expired' THEN s.expired_at
-                     ELSE s.updated_at END >= coalesce($3::timestamptz, '-infinity')
+   AND s.status_at >= coalesce($3::timestamptz, '-infinity')
  ORDER BY status_at DESC, s.id LIMIT $4
 """
 DETAIL = """
@@ -47,24 +45,20 @@ TRACKING = (
     "SELECT carrier, tracking_id, tracking_url, created_at FROM tracking WHERE shipment_id = $1 ORDER BY id"
 )
 AUDIT_TRAIL = "SELECT at, actor, action, detail FROM audit_log WHERE shipment_id = $1 ORDER BY at, id"
-# Export order follows the index in sql/002, so the first row streams before the last one is read.
+# Export order follows the index on status_at (sql/007), so the first row streams before the last one is read.
 EXPORT = """
 SELECT s.id, m.identifier AS merchant, s.session_id, s.status, s.option_id, s.carrier, s.carrier_product,
        s.selection, s.request, s.recipient, s.price, s.currency,
-       CASE s.status WHEN 'confirmed' THEN s.confirmed_at WHEN 'expired' THEN s.expired_at
-                     ELSE s.updated_at END AS status_at
+       s.status_at
   FROM shipments s JOIN merchants m ON m.id = s.merchant_id
  WHERE s.merchant_id = $1 AND s.status = $2
-   AND CASE s.status WHEN 'confirmed' THEN s.confirmed_at WHEN 'expired' THEN s.expired_at
-                     ELSE s.updated_at END >= coalesce($3::timestamptz, '-infinity')
- ORDER BY CASE s.status WHEN 'confirmed' THEN s.confirmed_at WHEN 'expired' THEN s.expired_at
-               ELSE s.updated_at END, s.id
+   AND s.status_at >= coalesce($3::timestamptz, '-infinity')
+ ORDER BY s.status_at, s.id
 """
 EXPORT_COUNT = """
 SELECT count(*) FROM shipments s
  WHERE s.merchant_id = $1 AND s.status = $2
-   AND CASE s.status WHEN 'confirmed' THEN s.confirmed_at WHEN 'expired' THEN s.expired_at
-                     ELSE s.updated_at END >= coalesce($3::timestamptz, '-infinity')
+   AND s.status_at >= coalesce($3::timestamptz, '-infinity')
 """
 LOCK = "SELECT merchant_id, status FROM shipments WHERE id = $1 FOR UPDATE"
 EXPIRE_ONE = "UPDATE shipments SET status = 'expired', expired_at = now() WHERE id = $1"
