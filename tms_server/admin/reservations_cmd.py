@@ -28,6 +28,7 @@ from tms_server import reservations
 from tms_server.admin.common import AdminError, actor, config_of, positive_int, table, with_db
 from tms_server.reservations import operator, sweep
 from tms_server.reservations.export import Progress, export_record, iso, writer
+from tms_server.reservations.record import Status, to_json
 from tms_server.terminal import escape
 
 Handler = Callable[[argparse.Namespace], int]
@@ -186,7 +187,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     d = with_db(args, go)
     if args.format == "json":
-        sys.stdout.write(orjson.dumps(jsonable(d), option=orjson.OPT_INDENT_2).decode() + "\n")
+        data = jsonable(d)
+        data |= to_json(d.reservation)  # the record's fields at the top, as the columns are named
+        del data["reservation"]
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print("\n".join(escape(line) for line in show_lines(d)))
     return 0
@@ -203,19 +207,21 @@ def jsonable(obj: Any) -> Any:
 
 def show_lines(d: operator.Detail) -> list[str]:
     """``reservations show`` as text: operators need the personal data to print labels."""
-    sel, req = d.selection, d.request
-    product = d.carrier_product
+    r = d.reservation
+    sel, product = r.selection, r.carrier_product
+    recipient = to_json(r.recipient) if r.recipient else None
     lines = [
-        ("shipment", str(d.shipment_id)), ("merchant", d.merchant), ("session", d.session_id),
+        ("shipment", str(d.shipment_id)), ("merchant", d.merchant), ("session", r.session_id),
         ("status", d.status), ("created", iso(d.created_at)), ("updated", iso(d.updated_at)),
         ("confirmed", iso(d.confirmed_at)), ("expired", iso(d.expired_at)), ("erased", iso(d.erased_at)),
-        ("option", f"{d.option_id} ({d.carrier})"),
-        ("product", f"{product.get('identifier', '')} {product.get('name', '')}".strip()),
-        ("addons", " ".join(product.get("addon_identifiers") or [])),
-        ("price", f"{d.price} {d.currency}"),
-        ("location", _place(sel.get("location"))), ("timeslot", _slot(sel.get("timeslot"))),
-        ("recipient", _person(d.recipient) if d.recipient else "(erased)" if d.erased_at else ""),
-        ("sender", _sender(req.get("sender"))), ("info", d.additional_info or ""),
+        ("option", f"{r.option_id} ({r.carrier})"),
+        ("product", f"{product.identifier} {product.name}".strip()),
+        ("addons", " ".join(product.addon_identifiers)),
+        ("price", f"{r.price} {r.currency}"),
+        ("location", _place(sel.location)), ("timeslot", _slot(sel.timeslot)),
+        ("recipient", _person(recipient) if recipient else "(erased)" if d.erased_at else ""),
+        ("sender", _sender(to_json(r.request.sender) if r.request.sender else None)),
+        ("info", d.additional_info or ""),
     ]  # fmt: skip
     out = [f"{k:10} {v or '-'}" for k, v in lines]
     out += [
@@ -310,7 +316,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     what = f"{args.carrier} {args.tracking_id}" + (f" ({args.tracking_url})" if args.tracking_url else "")
     if not args.yes:
         d = with_db(args, lambda conn: operator.get(conn, sid))
-        if d.status != "confirmed":
+        if d.status != Status.CONFIRMED:
             raise AdminError(f"shipment {sid} is {d.status}; only confirmed reservations get tracking")
         print(f"would add tracking {what} to shipment {sid} of {d.merchant}\n{DRY_RUN}")
         return 0
@@ -326,7 +332,10 @@ def cmd_track(args: argparse.Namespace) -> int:
 @_domain_errors
 def cmd_change(args: argparse.Namespace) -> int:
     """``confirm`` and ``expire`` by hand (``args.change`` says which)."""
-    sid, target = _shipment_id(args.shipment_id), {"confirm": "confirmed", "expire": "expired"}[args.change]
+    sid, target = (
+        _shipment_id(args.shipment_id),
+        {"confirm": Status.CONFIRMED, "expire": Status.EXPIRED}[args.change],
+    )
     if not args.yes:
         d = with_db(args, lambda conn: operator.get(conn, sid))
         print(
@@ -337,7 +346,7 @@ def cmd_change(args: argparse.Namespace) -> int:
     who, apply = actor(), operator.confirm if args.change == "confirm" else operator.expire
     change = with_db(args, lambda conn: apply(conn, sid, args.reason, who))
     if change.changed:
-        late = " (late: it had expired)" if change.before == "expired" else ""
+        late = " (late: it had expired)" if change.before == Status.EXPIRED else ""
         print(f"shipment {sid} {target}{late}; was {change.before}")
     else:
         print(f"shipment {sid} was already {target}; nothing changed")
@@ -347,9 +356,9 @@ def cmd_change(args: argparse.Namespace) -> int:
 def _effect(status: str, target: str) -> str:
     if status == target:
         return "already done, nothing to change"
-    if target == "expired" and status == "confirmed":
+    if target == Status.EXPIRED and status == Status.CONFIRMED:
         raise AdminError("a confirmed reservation cannot expire")
-    return "logged as a late confirm" if status == "expired" else f"becomes {target}"
+    return "logged as a late confirm" if status == Status.EXPIRED else f"becomes {target}"
 
 
 @_domain_errors

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import attrs
@@ -34,23 +35,36 @@ from tms_server.catalog.model import Catalog, Location, Option
 from tms_server.catalog.pricing import Price, price_of
 from tms_server.geo import inside
 
-__all__ = ["Outcome", "evaluate_options", "option_dict", "request_facts", "shipping_options"]
+__all__ = ["Kind", "Outcome", "evaluate_options", "option_dict", "request_facts", "shipping_options"]
 
 Request = wire.ShippingOptionsRequest | wire.ShipmentRequest
-NO_PICKUP_POINT = "no_pickup_point"
+
+
+class Kind(StrEnum):
+    """Why the engine offered or hid an option (``Outcome.kind``)."""
+
+    OFFERED = "offered"
+    CURRENCY = "currency"  # no price in the request's currency
+    CONDITION = "condition"  # a ``when`` condition failed
+    TIMING = "timing"  # only a clock condition failed: its cutoff passed
+    NO_PICKUP_POINT = "no_pickup_point"  # no pickup point near enough
+    NO_TIMESLOT = "no_timeslot"  # no slot can still be reached
+    FALLBACK = "fallback"  # a fallback option while others are offered
+
+
+NO_PICKUP_POINT = Kind.NO_PICKUP_POINT
 
 
 @frozen
 class Outcome:
     """What the engine decided for one option, and why.
 
-    ``kind`` is ``offered``, ``currency``, ``condition``, ``timing`` (hidden only by a clock condition:
-    its cutoff passed), ``no_pickup_point``, ``no_timeslot`` or ``fallback``.
+    ``kind`` says why (``Kind``).
     """
 
     option: Option
     offered: bool
-    kind: str
+    kind: Kind
     reason: str
     price: Price | None = None
     locations: tuple[Location, ...] = ()
@@ -72,11 +86,13 @@ def request_facts(catalog: Catalog, req: Request, now: datetime) -> Facts:
 def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Outcome:
     table = option.prices.get(facts.currency)
     if table is None:
-        return Outcome(option, False, "currency", f"price: no price in {facts.currency}")
+        return Outcome(option, False, Kind.CURRENCY, f"price: no price in {facts.currency}")
     holds, failures = evaluate(option.when, facts, "when")
     if not holds:
         timing_only = evaluate(option.when, facts, "when", skip=TIMING)[0]
-        return Outcome(option, False, "timing" if timing_only else "condition", "; ".join(map(str, failures)))
+        return Outcome(
+            option, False, Kind.TIMING if timing_only else Kind.CONDITION, "; ".join(map(str, failures))
+        )
     nearby = pickup_points(catalog, option, facts)
     points = nearby.points
     if option.locations is not None and not facts.preview and not points:
@@ -86,14 +102,14 @@ def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Out
         return Outcome(
             option,
             False,
-            "no_timeslot",
+            Kind.NO_TIMESLOT,
             f"timeslots: no slot in the next {option.timeslots.days} delivery days can still be reached",
         )
     price, area = _with_area(catalog, option, facts, price_of(table, facts, facts.currency))
     promise = delivery_time(catalog, option, facts, now, first_slot=slots[0] if slots else None)
     own = {p.id: delivery_time(catalog, option, facts, now, p) for p in points if p.lead_days is not None}
     return Outcome(
-        option, True, "offered", "all conditions hold", price, points, slots, promise, own, nearby, area
+        option, True, Kind.OFFERED, "all conditions hold", price, points, slots, promise, own, nearby, area
     )
 
 
@@ -132,7 +148,7 @@ def evaluate_options(catalog: Catalog, req: Request, now: datetime) -> tuple[Fac
     regular_offered = any(o.offered and not o.option.fallback for o in outcomes)
     if regular_offered:
         outcomes = [
-            attrs.evolve(o, offered=False, kind="fallback", reason="fallback: other options are offered")
+            attrs.evolve(o, offered=False, kind=Kind.FALLBACK, reason="fallback: other options are offered")
             if o.offered and o.option.fallback
             else o
             for o in outcomes

@@ -19,7 +19,7 @@ from attrs import frozen
 
 from tms_server import postal, wire
 from tms_server.catalog.conditions import Facts
-from tms_server.catalog.engine import Outcome, evaluate_options, option_dict
+from tms_server.catalog.engine import Kind, Outcome, evaluate_options, option_dict
 from tms_server.catalog.logistics import SLOT_ID, Slot, location_dict, timeslots
 from tms_server.catalog.model import Addon, Catalog, Option
 
@@ -80,9 +80,9 @@ def _offered(catalog: Catalog, req: wire.ShipmentRequest, now: datetime) -> tupl
             NOT_AVAILABLE, f"option {selected.id!r} is not in catalog {catalog.version_label}"
         )
     if not outcome.offered:
-        if outcome.kind == "no_timeslot" and selected.timeslot is not None:
+        if outcome.kind == Kind.NO_TIMESLOT and selected.timeslot is not None:
             _check_timeslot(catalog, outcome, facts, req, now)  # names the expired slot
-        reason = EXPIRED if outcome.kind in ("timing", "no_timeslot") else NOT_AVAILABLE
+        reason = EXPIRED if outcome.kind in (Kind.TIMING, Kind.NO_TIMESLOT) else NOT_AVAILABLE
         raise SelectionError(reason, f"option {selected.id!r}: {outcome.reason}")
     return outcome, facts
 

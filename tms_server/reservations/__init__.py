@@ -8,8 +8,6 @@ export. The HTTP and CLI layers only call into it.
 """
 
 from tms_server.reservations.kss import (
-    STATUSES,
-    Reservation,
     ShipmentNotFound,
     ShipmentRefused,
     ShipmentView,
@@ -19,6 +17,7 @@ from tms_server.reservations.kss import (
     update,
     view,
 )
+from tms_server.reservations.record import STATUSES, Reservation, Status
 
 __all__ = [
     "STATUSES",
@@ -26,6 +25,7 @@ __all__ = [
     "ShipmentNotFound",
     "ShipmentRefused",
     "ShipmentView",
+    "Status",
     "confirm",
     "parse_id",
     "reserve",

@@ -15,6 +15,7 @@ from typing import IO, Any
 import orjson
 
 from tms_server.reservations import operator
+from tms_server.reservations.record import to_json
 
 __all__ = ["EXPORT_COLUMNS", "Progress", "export_flat", "export_record", "iso", "writer"]
 
@@ -45,15 +46,16 @@ LOCATION_FIELDS = ["street_address", "postal_code", "city", "country"]
 
 def export_record(r: operator.ExportRow) -> dict[str, Any]:
     """One export row as nested JSON (``--format json``)."""
-    sel, req = r.selection, r.request
-    order = req.get("order") or {}
+    res = r.reservation
+    sel, order = res.selection, res.request.order
     return {
-        "shipment_id": str(r.shipment_id), "merchant": r.merchant, "session_id": r.session_id,
-        "status": r.status, "since": iso(r.status_at), "order_id": order.get("id"), "option_id": r.option_id,
-        "carrier": r.carrier, "carrier_product": dict(r.carrier_product), "addons": sel.get("addons") or [],
-        "total_weight": order.get("total_weight"), "location": sel.get("location"),
-        "timeslot": sel.get("timeslot"), "recipient": r.recipient, "sender": req.get("sender"),
-        "price": r.price, "currency": r.currency,
+        "shipment_id": str(r.shipment_id), "merchant": r.merchant, "session_id": res.session_id,
+        "status": str(r.status), "since": iso(r.status_at), "order_id": order.id if order else None,
+        "option_id": res.option_id, "carrier": res.carrier, "carrier_product": to_json(res.carrier_product),
+        "addons": to_json(sel.addons), "total_weight": order.total_weight if order else None,
+        "location": to_json(sel.location), "timeslot": to_json(sel.timeslot),
+        "recipient": to_json(res.recipient), "sender": to_json(res.request.sender),
+        "price": res.price, "currency": res.currency,
     }  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from attrs import frozen
 
-STATUSES = ("reserved", "confirmed", "expired")
+from tms_server.reservations.record import Reservation, Status, to_json
 
 # One statement, so one round trip and atomic even outside a transaction: the upsert, its audit
 # line, and the shipment as KSS reads it (tracking rows are older than this statement).
@@ -73,27 +73,13 @@ class ShipmentRefused(ValueError):
     """The request is well-formed but cannot apply to this shipment; the message is the failure_reason."""
 
 
-@frozen
-class Reservation:
-    """What the protocol layer stores for one reservation."""
-
-    session_id: str
-    option_id: str
-    carrier: str
-    carrier_product: Mapping[str, Any]
-    selection: Mapping[str, Any]
-    request: Mapping[str, Any]
-    recipient: Mapping[str, Any] | None
-    price: int
-    currency: str
-
-    def params(self) -> tuple[Any, ...]:
-        """The column values, in the order UPSERT and UPDATE list them."""
-        return (
-            self.option_id, self.carrier, dict(self.carrier_product), dict(self.selection),
-            dict(self.request), None if self.recipient is None else dict(self.recipient),
-            self.price, self.currency,
-        )  # fmt: skip
+def _params(res: Reservation) -> tuple[Any, ...]:
+    """The column values, in the order UPSERT and UPDATE list them."""
+    return (
+        res.option_id, res.carrier, to_json(res.carrier_product), to_json(res.selection),
+        to_json(res.request), None if res.recipient is None else to_json(res.recipient),
+        res.price, res.currency,
+    )  # fmt: skip
 
 
 @frozen
@@ -141,7 +127,7 @@ async def audit(
 async def reserve(conn: asyncpg.Connection, merchant_id: int, res: Reservation) -> tuple[ShipmentView, bool]:
     """POST: create or update the session's reservation. Returns (view, created)."""
     detail = {"option_id": res.option_id, "via": "POST"}
-    row = await conn.fetchrow(UPSERT, merchant_id, res.session_id, *res.params(), detail)
+    row = await conn.fetchrow(UPSERT, merchant_id, res.session_id, *_params(res), detail)
     if row is None:
         sid = await conn.fetchval(ID_BY_SESSION, merchant_id, res.session_id)
         raise ShipmentRefused(f"shipment {sid} for this session_id is already confirmed and cannot change")
@@ -157,9 +143,9 @@ async def update(
         raise ShipmentNotFound(str(shipment_id))
     if current["session_id"] != res.session_id:
         raise ShipmentRefused("session_id: does not match the session this shipment was reserved for")
-    if current["status"] == "confirmed":
+    if current["status"] == Status.CONFIRMED:
         raise ShipmentRefused(f"shipment {shipment_id} is already confirmed and cannot change")
-    await conn.execute(UPDATE, shipment_id, merchant_id, *res.params())
+    await conn.execute(UPDATE, shipment_id, merchant_id, *_params(res))
     await audit(conn, "kss", "updated", merchant_id, shipment_id, option_id=res.option_id, via="PUT")
     return await view(conn, merchant_id, shipment_id)
 
@@ -187,7 +173,7 @@ async def confirm(
     if current is None:
         raise ShipmentNotFound(str(shipment_id))
     before: str = current["status"]
-    if before != "confirmed":
+    if before != Status.CONFIRMED:
         await conn.execute(CONFIRM, shipment_id)
         await audit(
             conn,
@@ -195,7 +181,7 @@ async def confirm(
             "confirmed",
             merchant_id,
             shipment_id,
-            late=before == "expired",
+            late=before == Status.EXPIRED,
             previous=before,
             **detail,
         )

@@ -21,7 +21,16 @@ from typing import Any
 import asyncpg
 from attrs import frozen
 
+from tms_server import wire
 from tms_server.reservations import kss
+from tms_server.reservations.record import (
+    CarrierProduct,
+    Reservation,
+    Selection,
+    Status,
+    StoredRequest,
+    from_json,
+)
 
 MERCHANT_ID = "SELECT id FROM merchants WHERE identifier = $1"
 LIST = """
@@ -146,16 +155,8 @@ class Detail:
 
     shipment_id: uuid.UUID
     merchant: str
-    session_id: str
-    status: str
-    option_id: str
-    carrier: str
-    carrier_product: Mapping[str, Any]
-    selection: Mapping[str, Any]
-    request: Mapping[str, Any]
-    recipient: Mapping[str, Any] | None
-    price: int
-    currency: str
+    status: Status
+    reservation: Reservation
     additional_info: str | None
     created_at: datetime
     updated_at: datetime
@@ -172,17 +173,9 @@ class ExportRow:
 
     shipment_id: uuid.UUID
     merchant: str
-    session_id: str
-    status: str
+    status: Status
     status_at: datetime
-    option_id: str
-    carrier: str
-    carrier_product: Mapping[str, Any]
-    selection: Mapping[str, Any]
-    request: Mapping[str, Any]
-    recipient: Mapping[str, Any] | None
-    price: int
-    currency: str
+    reservation: Reservation
 
 
 @frozen
@@ -254,7 +247,27 @@ async def _detail(conn: asyncpg.Connection, row: asyncpg.Record) -> Detail:
     tracking = [Tracking(**dict(r)) for r in await conn.fetch(TRACKING, row["id"])]
     audit = [AuditEntry(**dict(r)) for r in await conn.fetch(AUDIT_TRAIL, row["id"])]
     fields = dict(row)
-    return Detail(shipment_id=fields.pop("id"), tracking=tracking, audit=audit, **fields)
+    reservation = read_reservation(fields)
+    return Detail(
+        shipment_id=fields.pop("id"), reservation=reservation, tracking=tracking, audit=audit, **fields
+    )
+
+
+def read_reservation(fields: dict[str, Any]) -> Reservation:
+    """Take a row's reservation columns out of ``fields`` (a row as a dict) as the typed record;
+    rows of earlier releases read the same (unknown keys in the jsonb columns are ignored)."""
+    recipient = fields.pop("recipient")
+    return Reservation(
+        session_id=fields.pop("session_id"),
+        option_id=fields.pop("option_id"),
+        carrier=fields.pop("carrier"),
+        carrier_product=from_json(fields.pop("carrier_product"), CarrierProduct),
+        selection=from_json(fields.pop("selection"), Selection),
+        request=from_json(fields.pop("request"), StoredRequest),
+        recipient=None if recipient is None else from_json(recipient, wire.Recipient),
+        price=fields.pop("price"),
+        currency=fields.pop("currency"),
+    )
 
 
 async def count_export(conn: asyncpg.Connection, merchant: int, status: str, since: datetime | None) -> int:
@@ -269,7 +282,8 @@ async def export_rows(
     async with conn.transaction(readonly=True):
         async for r in conn.cursor(EXPORT, merchant, status, since, prefetch=prefetch):
             fields = dict(r)
-            yield ExportRow(shipment_id=fields.pop("id"), **fields)
+            reservation = read_reservation(fields)
+            yield ExportRow(shipment_id=fields.pop("id"), reservation=reservation, **fields)
 
 
 async def _lock(conn: asyncpg.Connection, shipment_id: uuid.UUID) -> tuple[int, str]:
@@ -284,21 +298,21 @@ async def confirm(conn: asyncpg.Connection, shipment_id: uuid.UUID, reason: str,
     async with conn.transaction():
         merchant, _ = await _lock(conn, shipment_id)
         before = await kss.confirm(conn, merchant, shipment_id, actor, reason=reason)
-    return Change(shipment_id, before, "confirmed")
+    return Change(shipment_id, before, Status.CONFIRMED)
 
 
 async def expire(conn: asyncpg.Connection, shipment_id: uuid.UUID, reason: str, actor: str) -> Change:
     """Expire a reserved reservation by hand (idempotent); a confirmed one cannot expire."""
     async with conn.transaction():
         merchant, before = await _lock(conn, shipment_id)
-        if before == "confirmed":
+        if before == Status.CONFIRMED:
             raise ReservationError(
                 f"shipment {shipment_id} is confirmed; a confirmed reservation cannot expire"
             )
-        if before == "reserved":
+        if before == Status.RESERVED:
             await conn.execute(EXPIRE_ONE, shipment_id)
             await kss.audit(conn, actor, "expired", merchant, shipment_id, previous=before, reason=reason)
-    return Change(shipment_id, before, "expired")
+    return Change(shipment_id, before, Status.EXPIRED)
 
 
 async def add_tracking(
@@ -313,7 +327,7 @@ async def add_tracking(
         check_tracking_url(tracking_url)
     async with conn.transaction():
         merchant, status = await _lock(conn, shipment_id)
-        if status != "confirmed":
+        if status != Status.CONFIRMED:
             raise ReservationError(
                 f"shipment {shipment_id} is {status}; only confirmed reservations get tracking"
             )
@@ -421,7 +435,7 @@ def classify(refs: Sequence[OrderRef], known: Mapping[uuid.UUID, str]) -> list[M
             out.append(Match(ref, "duplicate", sid, known[sid]))
         else:
             seen.add(sid)
-            verdict = "confirmed" if known[sid] == "confirmed" else "confirm"
+            verdict = "confirmed" if known[sid] == Status.CONFIRMED else "confirm"
             out.append(Match(ref, verdict, sid, known[sid]))
     return out
 

@@ -15,6 +15,7 @@ import asyncpg
 from attrs import frozen
 
 from tms_server import auth
+from tms_server.reservations.record import STATUSES
 
 BATCH = 500
 
@@ -92,4 +93,4 @@ async def run(
 async def counts(conn: asyncpg.Connection) -> dict[str, int]:
     """Reservations per status (every status present, zero included)."""
     found = {r["status"]: int(r["n"]) for r in await conn.fetch(COUNT_BY_STATUS)}
-    return {s: found.get(s, 0) for s in ("reserved", "confirmed", "expired")}
+    return {s: found.get(s, 0) for s in STATUSES}

@@ -11,13 +11,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
 import orjson
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestPayloadError
 
 from tms_server import auth, logs, reservations, wire
 from tms_server.catalog import SelectionError, check_selection, explain, format_explanation, shipping_options
+from tms_server.reservations.record import CarrierProduct, ReservedAddon, Selection, StoredRequest, from_json
 from tms_server.runtime import MerchantState
 from tms_server.web import keys
 from tms_server.web.errors import HttpError, json_response, unauthorized
@@ -151,40 +151,21 @@ async def _reservation(request: web.Request, merchant: MerchantState) -> reserva
     if merchant.catalog is None:
         raise SelectionError("shipping_option_not_available", "merchant has no catalog loaded")
     sel = check_selection(merchant.catalog, req, now=datetime.now(UTC))
-    selection = {
-        "option": sel.option,
-        "location": sel.location,
-        "timeslot": sel.timeslot,
-        "addons": sel.addons,
-    }
+    # Only the parsed request's known fields are kept: whatever else a shop sends (a shopper's note
+    # with a name and a phone number, or a megabyte of anything) is never stored.
     return reservations.Reservation(
         session_id=req.session_id,
         option_id=sel.option_id,
         carrier=sel.carrier,
-        carrier_product=sel.carrier_product,
-        selection=selection,
-        request=stored_request(req),
-        recipient=None if req.recipient is None else _known(req.recipient),
+        carrier_product=from_json(sel.carrier_product, CarrierProduct),
+        selection=Selection(
+            sel.option, sel.location, sel.timeslot, tuple(from_json(a, ReservedAddon) for a in sel.addons)
+        ),
+        request=StoredRequest.of(req),
+        recipient=req.recipient,
         price=sel.price,
         currency=req.currency,
     )
-
-
-def stored_request(req: wire.ShipmentRequest) -> dict[str, Any]:
-    """What a reservation keeps of the request: the parsed order, sender, currency and locale, in
-    their wire names. Fields we do not know are not stored (they may be anything a shop sends: a
-    shopper's note with a name and a phone number, or a megabyte of it)."""
-    out: dict[str, Any] = {"currency": req.currency, "order": _known(req.order)}
-    if req.locale is not None:
-        out["locale"] = req.locale
-    if req.sender is not None:
-        out["sender"] = _known(req.sender)
-    return out
-
-
-def _known(value: Any) -> dict[str, Any]:
-    """A parsed wire object as JSON: only its known fields, and only those given."""
-    return attrs.asdict(value, filter=lambda _a, v: v is not None and v != ())
 
 
 def _location(view: reservations.ShipmentView) -> dict[str, str]:

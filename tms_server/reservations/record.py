@@ -1,0 +1,123 @@
+"""The reservation as stored: typed values for its jsonb columns, and the one converter for them.
+
+A reservation keeps what label printing, tracking and the audit need, and nothing else: the
+selection (the option as offered, pickup point, timeslot, add-ons with their carrier codes and the
+shopper's text), the parsed request's known fields (order, sender, currency, locale; never a field
+we do not know), the recipient's known fields, the carrier product. ``to_json``/``from_json`` turn
+them into the jsonb column values and back; reading tolerates keys we no longer store, so rows
+written by earlier releases read the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from attrs import frozen
+
+from tms_server import wire
+
+__all__ = [
+    "STATUSES",
+    "CarrierProduct",
+    "Reservation",
+    "ReservedAddon",
+    "Selection",
+    "Status",
+    "StoredRequest",
+    "from_json",
+    "to_json",
+]
+
+T = TypeVar("T")
+
+
+class Status(StrEnum):
+    """Where a reservation is in its life (the ``shipments.status`` CHECK lists the same)."""
+
+    RESERVED = "reserved"
+    CONFIRMED = "confirmed"
+    EXPIRED = "expired"
+
+
+STATUSES = tuple(s.value for s in Status)
+
+
+@frozen
+class CarrierProduct:
+    """The carrier's codes for the label: product identifier and name, add-on codes."""
+
+    identifier: str
+    name: str = ""
+    addon_identifiers: tuple[str, ...] = ()
+
+
+@frozen
+class ReservedAddon:
+    """An add-on the shopper chose: its carrier ``code``, price (minor units) and the text they typed
+    (a door code; erased with the recipient)."""
+
+    id: str
+    price: int
+    type: str | None = None
+    code: str | None = None
+    text: str | None = None
+
+
+@frozen
+class Selection:
+    """What was reserved: the KSS option as offered, the pickup point and timeslot (KSS objects),
+    the chosen add-ons."""
+
+    option: Mapping[str, Any] = attrs.field(factory=dict)
+    location: Mapping[str, Any] | None = None
+    timeslot: Mapping[str, Any] | None = None
+    addons: tuple[ReservedAddon, ...] = ()
+
+
+@frozen
+class StoredRequest:
+    """The known, non-personal parts of the reservation request, in their wire shapes."""
+
+    currency: str | None = None
+    order: wire.Order | None = None
+    locale: str | None = None
+    sender: wire.Sender | None = None
+
+    @classmethod
+    def of(cls, req: wire.ShipmentRequest) -> StoredRequest:
+        """What a reservation keeps of ``req`` (unknown fields were never parsed into it)."""
+        return cls(req.currency, req.order, req.locale, req.sender)
+
+
+@frozen
+class Reservation:
+    """One reservation as the KSS layer stores it; money in minor units of ``currency``."""
+
+    session_id: str
+    option_id: str
+    carrier: str
+    carrier_product: CarrierProduct
+    selection: Selection
+    request: StoredRequest
+    recipient: wire.Recipient | None
+    price: int
+    currency: str
+
+
+# Unknown keys are ignored when reading (rows of earlier releases); defaults are left out when
+# writing, so a stored value holds only what was given.
+_CONVERTER = cattrs.Converter(forbid_extra_keys=False, omit_if_default=True)
+
+
+def to_json(value: Any) -> Any:
+    """A stored value as the jsonb column holds it."""
+    return _CONVERTER.unstructure(value)
+
+
+def from_json(data: Any, cls: type[T]) -> T:
+    """A jsonb column value as ``cls``; cattrs errors propagate (a corrupt row is a bug to see)."""
+    return _CONVERTER.structure(data, cls)
