@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
+import attrs
 import orjson
 
+from tms_server import wire
 from tms_server.reservations import operator
 from tms_server.reservations.record import to_json
 
@@ -27,21 +29,17 @@ def iso(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+# The label fields, in the CSV's column order (a contract for label tools: append, never reorder).
+ADDRESS_FIELDS = [f.name for f in attrs.fields(wire.Address)]
+RECIPIENT_FIELDS = ["given_name", "family_name", "company_name", "care_of", *ADDRESS_FIELDS, "email", "phone"]
+LOCATION_FIELDS = ["street_address", "postal_code", "city", "country"]
 EXPORT_COLUMNS = [
     "shipment_id", "merchant", "session_id", "status", "since", "order_id", "option_id", "carrier",
     "product_identifier", "product_name", "addon_identifiers", "addon_texts", "total_weight",
-    "location_id", "location_name", "location_street_address", "location_postal_code", "location_city",
-    "location_country", "timeslot_id", "timeslot_start", "timeslot_end",
-    "recipient_given_name", "recipient_family_name", "recipient_company_name", "recipient_care_of",
-    "recipient_street_address", "recipient_street_address2", "recipient_postal_code", "recipient_city",
-    "recipient_region", "recipient_country", "recipient_email", "recipient_phone",
-    "sender_id", "sender_street_address", "sender_street_address2", "sender_postal_code", "sender_city",
-    "sender_region", "sender_country", "price", "currency",
+    "location_id", "location_name", *(f"location_{k}" for k in LOCATION_FIELDS),
+    "timeslot_id", "timeslot_start", "timeslot_end", *(f"recipient_{k}" for k in RECIPIENT_FIELDS),
+    "sender_id", *(f"sender_{k}" for k in ADDRESS_FIELDS), "price", "currency",
 ]  # fmt: skip
-RECIPIENT_FIELDS = ["given_name", "family_name", "company_name", "care_of", "street_address",
-                    "street_address2", "postal_code", "city", "region", "country", "email", "phone"]  # fmt: skip
-ADDRESS_FIELDS = ["street_address", "street_address2", "postal_code", "city", "region", "country"]
-LOCATION_FIELDS = ["street_address", "postal_code", "city", "country"]
 
 
 def export_record(r: operator.ExportRow) -> dict[str, Any]:
