@@ -133,7 +133,8 @@ def test_a_taken_port_is_said_once_without_claiming_to_serve(tmp_path: Path) -> 
             env["TMS_DATABASE_URL"] = url
         result = run(["tms-server", "--migrate"], cwd=tmp_path, **env)
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "address already in use" in result.stderr and "serving on" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "serving on" not in result.stderr and "starting" not in result.stderr
     no_traceback(result)
 
 

@@ -165,7 +165,6 @@ def _supervise_workers(config: Config, env: dict[str, str]) -> int:
         str(config.port),
         "--reuse-port",
     ]
-    _check_ports_free(config)
     children = [subprocess.Popen(cmd, env=env) for _ in range(config.workers)]  # noqa: S603
     started = [time.monotonic()] * config.workers
     quick_deaths = 0
@@ -215,7 +214,13 @@ def _check_ports_free(config: Config) -> None:
             continue
         with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((config.host, port))  # OSError "address already in use" reaches main()
+            try:
+                probe.bind((config.host, port))
+            except OSError as exc:
+                which = "TMS_METRICS_PORT" if port == config.metrics_port else "--port/TMS_PORT"
+                raise OSError(
+                    f"cannot listen on {config.host}:{port}: {exc.strerror or exc} (choose another with {which})"
+                ) from None
 
 
 def _forget_worker(env: dict[str, str], pid: int) -> None:
@@ -238,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.setup(config.log_format, config.log_level)
     try:
+        if not args.reuse_port:  # a worker shares the port on purpose; anyone else finds it taken
+            _check_ports_free(config)  # before the database starts or a banner claims we serve
         with database_url(config) as dsn:
             try:
                 asyncio.run(_prepare(config, dsn, run_migrations=args.migrate or config.auto_migrate,
