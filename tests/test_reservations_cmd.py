@@ -405,7 +405,7 @@ def test_confirm_by_hand(db: Db, seeded: Seeded, capsys: pytest.CaptureFixture[s
     sid = seeded.expired
     status, out, _ = run(capsys, "confirm", str(sid), "--reason", "KSS confirm lost")
     assert status == 0 and out == (
-        f"would confirm shipment {sid} of nordljus (now expired): logged as a late confirm\n"
+        f"would confirm reservation {sid} of nordljus (now expired): logged as a late confirm\n"
         "reason: KSS confirm lost\nnothing changed; run again with --yes to do it\n"
     )
     assert db.value("SELECT status FROM shipments WHERE id = $1", sid) == "expired"

@@ -1,7 +1,7 @@
 """``tms-admin reservations ...``: list, show, export, track, confirm, expire, sweep, reconcile.
 
 This module owns the command line and the output formats; what the commands read and change lives in
-``tms_server.reservations_admin`` (and ``tms_server.lifecycle`` for the sweep). Commands that change
+``tms_server.reservations`` (``operator`` for the queries and changes, ``sweep`` for the sweep). Commands that change
 data print what they would do and change nothing unless ``--yes`` is given.
 """
 
@@ -316,8 +316,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     what = f"{args.carrier} {args.tracking_id}" + (f" ({args.tracking_url})" if args.tracking_url else "")
     if not args.yes:
         d = with_db(args, lambda conn: operator.get(conn, sid))
-        if d.status != Status.CONFIRMED:
-            raise AdminError(f"shipment {sid} is {d.status}; only confirmed reservations get tracking")
+        operator.check_trackable(d.status)
         print(f"would add tracking {what} to shipment {sid} of {d.merchant}\n{DRY_RUN}")
         return 0
     who = actor()
@@ -339,7 +338,7 @@ def cmd_change(args: argparse.Namespace) -> int:
     if not args.yes:
         d = with_db(args, lambda conn: operator.get(conn, sid))
         print(
-            f"would {args.change} shipment {sid} of {d.merchant} (now {d.status}): {_effect(d.status, target)}"
+            f"would {args.change} reservation {sid} of {d.merchant} (now {d.status}): {operator.effect(d.status, target)}"
         )
         print(f"reason: {args.reason}\n{DRY_RUN}")
         return 0
@@ -351,14 +350,6 @@ def cmd_change(args: argparse.Namespace) -> int:
     else:
         print(f"shipment {sid} was already {target}; nothing changed")
     return 0
-
-
-def _effect(status: str, target: str) -> str:
-    if status == target:
-        return "already done, nothing to change"
-    if target == Status.EXPIRED and status == Status.CONFIRMED:
-        raise AdminError("a confirmed reservation cannot expire")
-    return "logged as a late confirm" if status == Status.EXPIRED else f"becomes {target}"
 
 
 @_domain_errors

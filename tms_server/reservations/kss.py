@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
+import attrs
 from attrs import frozen
 
 from tms_server.reservations.record import Reservation, Status, to_json
@@ -87,7 +88,7 @@ class ShipmentView:
     """A shipment as KSS reads it."""
 
     shipment_id: uuid.UUID
-    status: str
+    status: Status = attrs.field(converter=Status)
     carrier: str
     carrier_product: Mapping[str, Any]
     tracking: list[Mapping[str, Any]]

@@ -1,7 +1,7 @@
 """What operators see and do to reservations: list, show, export, track, confirm/expire by hand, reconcile.
 
-The KSS side (reserve, update, confirm) lives in ``tms_server.shipments`` and the timed sweep in
-``tms_server.lifecycle``; this module owns the operator's view of the same rows. Every change runs in
+The KSS side (reserve, update, confirm) lives in ``reservations.kss`` and the timed sweep in
+``reservations.sweep``; this module owns the operator's view of the same rows. Every change runs in
 one transaction that locks the row first and appends to the audit trail with the operator as actor.
 Export streams through a server-side cursor, so its memory does not grow with the number of rows.
 
@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import attrs
 from attrs import frozen
 
 from tms_server import wire
@@ -99,6 +100,22 @@ class ReservationError(ValueError):
     """An operator asked for something that cannot be done to a reservation; the message says why."""
 
 
+def check_trackable(status: str) -> None:
+    """Only confirmed reservations get tracking (ReservationError otherwise)."""
+    if status != Status.CONFIRMED:
+        raise ReservationError(f"the reservation is {status}; only confirmed reservations get tracking")
+
+
+def effect(status: str, target: str) -> str:
+    """What moving a reservation from ``status`` to ``target`` by hand does, in words; a confirmed
+    reservation cannot expire (ReservationError)."""
+    if status == target:
+        return "already done, nothing to change"
+    if target == Status.EXPIRED and status == Status.CONFIRMED:
+        raise ReservationError("a confirmed reservation cannot expire")
+    return "logged as a late confirm" if status == Status.EXPIRED else f"becomes {target}"
+
+
 def check_tracking_url(url: str) -> None:
     """Accept only an absolute http(s) URL with a host, printable, at most 2,000 characters."""
     try:
@@ -120,9 +137,9 @@ class Summary:
     shipment_id: uuid.UUID
     merchant: str
     session_id: str
-    status: str
-    status_at: datetime
-    carrier: str
+    status: Status = attrs.field(converter=Status)
+    status_at: datetime = attrs.field()
+    carrier: str = attrs.field()
     product: str | None
     price: int
     currency: str
@@ -155,9 +172,9 @@ class Detail:
 
     shipment_id: uuid.UUID
     merchant: str
-    status: Status
-    reservation: Reservation
-    additional_info: str | None
+    status: Status = attrs.field(converter=Status)
+    reservation: Reservation = attrs.field()
+    additional_info: str | None = attrs.field()
     created_at: datetime
     updated_at: datetime
     confirmed_at: datetime | None
@@ -173,9 +190,9 @@ class ExportRow:
 
     shipment_id: uuid.UUID
     merchant: str
-    status: Status
-    status_at: datetime
-    reservation: Reservation
+    status: Status = attrs.field(converter=Status)
+    status_at: datetime = attrs.field()
+    reservation: Reservation = attrs.field()
 
 
 @frozen
@@ -183,8 +200,8 @@ class Change:
     """What an operator action did: the status before and after (equal when nothing changed)."""
 
     shipment_id: uuid.UUID
-    before: str
-    after: str
+    before: Status = attrs.field(converter=Status)
+    after: Status = attrs.field(converter=Status)
 
     @property
     def changed(self) -> bool:
@@ -311,7 +328,9 @@ async def expire(conn: asyncpg.Connection, shipment_id: uuid.UUID, reason: str, 
             )
         if before == Status.RESERVED:
             await conn.execute(EXPIRE_ONE, shipment_id)
-            await kss.audit(conn, actor, "expired", merchant, shipment_id, previous=before, reason=reason)
+            await kss.audit(
+                conn, actor, Status.EXPIRED, merchant, shipment_id, previous=before, reason=reason
+            )
     return Change(shipment_id, before, Status.EXPIRED)
 
 
@@ -342,7 +361,7 @@ async def add_tracking(
 async def sweep_due(
     conn: asyncpg.Connection, reservation_ttl: float, retention_expired: float, retention_confirmed: float
 ) -> SweepDue:
-    """What ``sweep.sweep`` would expire and erase right now."""
+    """What ``sweep.run`` would expire and erase right now."""
     row = await conn.fetchrow(
         SWEEP_DUE, float(reservation_ttl), float(retention_expired), float(retention_confirmed)
     )
@@ -371,7 +390,7 @@ class Match:
     order: OrderRef
     verdict: str  # confirm | confirmed | missing_reference | unknown_reference | not_completed | duplicate
     shipment_id: uuid.UUID | None = None
-    status: str | None = None  # the reservation's status now
+    status: Status | None = attrs.field(default=None, converter=attrs.converters.optional(Status))
 
 
 def parse_orders(text: str) -> list[Any]:

@@ -40,17 +40,25 @@ WITH due AS (
         OR (status = 'confirmed' AND confirmed_at < now() - make_interval(secs => $2)))
      LIMIT $3 FOR UPDATE SKIP LOCKED
 ), done AS (
-    -- Everything a person typed goes: the recipient, add-on texts (a door code), and any part of
-    -- the stored request other than the order, sender, currency and locale.
-    UPDATE shipments s SET recipient = NULL, erased_at = now(),
-           selection = CASE WHEN jsonb_typeof(s.selection->'addons') = 'array'
-               THEN jsonb_set(s.selection, '{addons}', (SELECT coalesce(jsonb_agg(a - 'text'), '[]'::jsonb)
-                                                           FROM jsonb_array_elements(s.selection->'addons') a))
-               ELSE s.selection END,
+    -- Everything a person typed goes: the recipient, add-on texts (a door code), anything a shop sent
+    -- besides the order, sender, currency and locale; and what would place the recipient: the
+    -- offered pickup points nearest them and the slots offered with the option (the chosen point
+    -- and slot stay, they are the carrier's). additional_info goes too.
+    UPDATE shipments s SET recipient = NULL, erased_at = now(), additional_info = NULL,
+           selection = jsonb_set(
+               CASE WHEN jsonb_typeof(s.selection->'addons') = 'array'
+                    THEN jsonb_set(s.selection, '{addons}', (SELECT coalesce(jsonb_agg(a - 'text'), '[]'::jsonb)
+                                                                FROM jsonb_array_elements(s.selection->'addons') a))
+                    ELSE s.selection END,
+               '{option}', coalesce(s.selection->'option', '{}'::jsonb) - 'locations' - 'timeslots'),
            request = (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) FROM jsonb_each(s.request)
                        WHERE key IN ('currency', 'locale', 'order', 'sender'))
       FROM due WHERE s.id = due.id
     RETURNING s.id, s.merchant_id, s.status
+)
+-- Operators' free-text reasons may name the shopper: they go with the rest.
+, reasons AS (
+    UPDATE audit_log a SET detail = a.detail - 'reason' FROM done WHERE a.shipment_id = done.id AND a.detail ? 'reason'
 )
 INSERT INTO audit_log (actor, action, merchant_id, shipment_id, detail)
 SELECT $4, 'erased', merchant_id, id, jsonb_build_object('status', status) FROM done

@@ -209,6 +209,6 @@ async def post_confirm(request: web.Request) -> web.Response:
     shipment_id = reservations.parse_id(request.match_info["shipment_id"])
     async with request.app[keys.DB].transaction() as conn:
         before = await reservations.confirm(conn, merchant.merchant_id, shipment_id)
-    if before == "expired":
+    if before == reservations.Status.EXPIRED:
         log.warning("late confirm of an expired reservation", extra={"shipment_id": str(shipment_id)})
     return json_response({"shipment_id": str(shipment_id), "status": "confirmed"})
