@@ -114,17 +114,25 @@ def cmd_postal_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_postal_list(args: argparse.Namespace) -> int:
-    rows = [
-        {"country": i.country, "codes": i.codes, "source": i.source, "imported_by": i.imported_by,
-         "imported_at": f"{i.imported_at:%Y-%m-%d %H:%M:%S}", "digest": i.digest[:12]}
-        for i in with_db(args, geo_store.postal_imports)
-    ]  # fmt: skip
-    if not rows:
-        print("no postal areas imported (tms-admin postal-areas import FILE)")
+def _imports_table(items: list[Any], key: str, count: str, none: str) -> int:
+    """``postal-areas list`` and ``pickup-points list``: one row per import."""
+    if not items:
+        print(none)
         return 0
-    print(table(rows, ["country", "codes", "source", "imported_by", "imported_at", "digest"]))
+    rows = [
+        {key: getattr(i, key), count: getattr(i, count), "source": i.source, "imported_by": i.imported_by,
+         "imported_at": f"{i.imported_at:%Y-%m-%d %H:%M:%S}", "digest": i.digest[:12]}
+        for i in items
+    ]  # fmt: skip
+    print(table(rows, [key, count, "source", "imported_by", "imported_at", "digest"]))
     return 0
+
+
+def cmd_postal_list(args: argparse.Namespace) -> int:
+    imports = with_db(args, geo_store.postal_imports)
+    return _imports_table(
+        imports, "country", "codes", "no postal areas imported (tms-admin postal-areas import FILE)"
+    )
 
 
 def cmd_points_import(args: argparse.Namespace) -> int:
@@ -149,16 +157,9 @@ def cmd_points_import(args: argparse.Namespace) -> int:
 
 
 def cmd_points_list(args: argparse.Namespace) -> int:
-    rows = [
-        {"name": n.name, "points": n.points, "source": n.source, "imported_by": n.imported_by,
-         "imported_at": f"{n.imported_at:%Y-%m-%d %H:%M:%S}", "digest": n.digest[:12]}
-        for n in with_db(args, geo_store.networks)
-    ]  # fmt: skip
-    if not rows:
-        print("no pickup-point networks imported (tms-admin pickup-points import NAME FILE)")
-        return 0
-    print(table(rows, ["name", "points", "source", "imported_by", "imported_at", "digest"]))
-    return 0
+    networks = with_db(args, geo_store.networks)
+    none = "no pickup-point networks imported (tms-admin pickup-points import NAME FILE)"
+    return _imports_table(networks, "name", "points", none)
 
 
 def cmd_points_show(args: argparse.Namespace) -> int:
