@@ -171,7 +171,9 @@ async def test_postgres_restart_under_load(own_cluster: EmbeddedPostgres, tmp_pa
                 await background
         assert srv.stop() == 0
     assert statuses["options"] == {200}, statuses
-    assert statuses["shipment"] == {201, 503}, statuses
+    # Never anything but 201 or 503 (the 503 itself is checked deterministically in _check_outage;
+    # whether the background loop also lands a request inside the outage depends on timing).
+    assert 201 in statuses["shipment"] and statuses["shipment"] <= {201, 503}, statuses
 
 
 async def _check_outage(
