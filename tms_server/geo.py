@@ -25,12 +25,13 @@ from typing import Final, Generic, Protocol, TypeVar
 
 from attrs import frozen
 
+from tms_server.postal import compact
+
 __all__ = [
     "EARTH_RADIUS_KM",
     "PointIndex",
     "Position",
     "PostalPositions",
-    "compact_code",
     "distance_km",
     "inside",
     "min_prefix_length",
@@ -56,11 +57,6 @@ def distance_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     dp, dl = p2 - p1, math.radians(lng2 - lng1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
-def compact_code(code: str) -> str:
-    """A postal code's comparison form: upper case, no spaces or hyphens (as ``postal.compact``)."""
-    return code.upper().replace(" ", "").replace("-", "")
 
 
 # Generous (lat_min, lat_max, lng_min, lng_max) boxes around countries' territory with postal codes
@@ -111,10 +107,6 @@ class PostalPositions:
             for country, table in sums.items()
         }
         self.codes = sum(len(t) for t in self._exact.values())
-
-    @property
-    def countries(self) -> frozenset[str]:
-        return frozenset(self._exact)
 
     def position(self, country: str, code: str) -> Position | None:
         """The position of compact ``code`` in ``country``: the exact code, else the longest known
@@ -207,7 +199,6 @@ class PointIndex(Generic[L]):
     Points without a position are kept apart (``unplaced``): no distance can be promised for them."""
 
     def __init__(self, points: Sequence[L]) -> None:
-        self.size = len(points)
         placed = [p for p in points if p.lat is not None and p.lng is not None]
         self.unplaced: tuple[L, ...] = tuple(p for p in points if p.lat is None or p.lng is None)
         self.countries = frozenset(p.country for p in placed)
@@ -215,7 +206,7 @@ class PointIndex(Generic[L]):
         self._coarse = _Grid(placed, _COARSE)
         self._districts: dict[tuple[str, str], list[L]] = defaultdict(list)
         for p in points:
-            code = compact_code(p.postal_code)
+            code = compact(p.postal_code)
             self._districts[p.country, code[: min_prefix_length(code, p.country)]].append(p)
         for members in self._districts.values():
             members.sort(key=lambda p: p.id)

@@ -88,7 +88,7 @@ def facts_of(
     Weight: the sum of the physical lines' ``weight × quantity``, or ``order.total_weight`` when that
     is larger (the shop may know about packaging we do not); None when neither is known."""
     lines = req.order.lines
-    goods = [line for line in lines if line.type not in wire.NOT_SHIPPED]  # OrderLine.physical, inlined
+    goods = [line for line in lines if line.physical]
     weighed = [(line.attributes.weight, line.quantity) for line in goods if line.attributes and line.attributes.weight is not None]  # fmt: skip
     sizes = [_unit(line) for line in goods]
     units = tuple(u for u in sizes if u is not None)

@@ -52,9 +52,6 @@ class Kind(StrEnum):
     FALLBACK = "fallback"  # a fallback option while others are offered
 
 
-NO_PICKUP_POINT = Kind.NO_PICKUP_POINT
-
-
 @frozen
 class Outcome:
     """What the engine decided for one option, and why.
@@ -96,7 +93,9 @@ def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Out
     nearby = pickup_points(catalog, option, facts)
     points = nearby.points
     if option.locations is not None and not facts.preview and not points:
-        return Outcome(option, False, NO_PICKUP_POINT, f"{NO_PICKUP_POINT}: {nearby.note}", nearby=nearby)
+        return Outcome(
+            option, False, Kind.NO_PICKUP_POINT, f"{Kind.NO_PICKUP_POINT}: {nearby.note}", nearby=nearby
+        )
     slots = tuple(s for s in timeslots(catalog, option, facts, now) if s.cutoff > now)
     if option.timeslots is not None and not slots:
         return Outcome(
