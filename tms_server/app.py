@@ -113,7 +113,7 @@ async def refresher_ctx(app: web.Application) -> AsyncIterator[None]:
             try:
                 await runtime.refresh(db)
                 app[keys.METRICS].db_up.set(1)
-                update_gauges(app)
+                ops.update_gauges(app)
                 if failing:
                     log.info("state refresh recovered")
                 failing = False
@@ -128,16 +128,6 @@ async def refresher_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def update_gauges(app: web.Application) -> None:
-    """This process's pool and catalog gauges (at each refresh, so a scrape answered by any worker
-    of several sees every worker's current figures)."""
-    m, stats = app[keys.METRICS], app[keys.DB].stats()
-    m.pool.labels("open").set(stats["size"])
-    m.pool.labels("idle").set(stats["idle"])
-    m.pool.labels("max").set(stats["max"])
-    m.catalogs.set(sum(1 for s in app[keys.RUNTIME].merchants.values() if s.catalog is not None))
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -31,7 +30,7 @@ from tms_server.db import DatabaseUnavailable, database_url, open_database
 from tms_server.db.embedded import EmbeddedError
 from tms_server.db.migrate import SchemaBehind, migrate
 from tms_server.web import keys
-from tms_server.web.metrics import MULTIPROC_DIR
+from tms_server.web.metrics import MULTIPROC_DIR, worker_gone
 from tms_server.web.protocol import use_json_errors
 
 log = logging.getLogger("tms_server.server")
@@ -182,7 +181,7 @@ def _supervise_workers(config: Config, env: dict[str, str]) -> int:
     while not stopping:
         for i, c in enumerate(children):
             if c.poll() is not None and not stopping:
-                _forget_worker(env, c.pid)
+                worker_gone(c.pid, env[MULTIPROC_DIR])
                 # A worker that dies within seconds of starting, again and again, is not a crash to
                 # ride out but a fault to report (a port taken since, a database refusing): stop.
                 quick_deaths = quick_deaths + 1 if time.monotonic() - started[i] < 10 else 0
@@ -221,14 +220,6 @@ def _check_ports_free(config: Config) -> None:
                 raise OSError(
                     f"cannot listen on {config.host}:{port}: {exc.strerror or exc} (choose another with {which})"
                 ) from None
-
-
-def _forget_worker(env: dict[str, str], pid: int) -> None:
-    """Drop a dead worker's live gauges from the shared metrics (its counters stay counted)."""
-    from prometheus_client import multiprocess
-
-    with contextlib.suppress(OSError):
-        multiprocess.mark_process_dead(pid, env[MULTIPROC_DIR])  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 def main(argv: Sequence[str] | None = None) -> int:

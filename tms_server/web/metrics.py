@@ -9,6 +9,7 @@ never see a counter go down. Gauges say how they combine across workers (``multi
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -98,7 +99,8 @@ class Metrics:
         return generate_latest(combined)
 
 
-def worker_gone(pid: int) -> None:
-    """Drop a dead worker's live gauges from the shared view (its counters stay counted)."""
-    if shared():
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # the library leaves it untyped
+def worker_gone(pid: int, directory: str) -> None:
+    """Drop a dead worker's live gauges from the shared ``directory`` (its counters stay counted);
+    called by the supervisor, which holds the directory but shares no metrics itself."""
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]  # untyped upstream

@@ -37,13 +37,19 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "database": "ok"})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition."""
-    m, db, runtime = request.app[keys.METRICS], request.app[keys.DB], request.app[keys.RUNTIME]
-    stats = db.stats()
+def update_gauges(app: web.Application) -> None:
+    """This process's pool and catalog gauges; at each scrape, and at each state refresh so that a
+    scrape answered by any of several workers sees every worker's current figures."""
+    m, stats = app[keys.METRICS], app[keys.DB].stats()
     m.pool.labels("open").set(stats["size"])
     m.pool.labels("idle").set(stats["idle"])
     m.pool.labels("max").set(stats["max"])
-    m.catalogs.set(sum(1 for s in runtime.merchants.values() if s.catalog is not None))
+    m.catalogs.set(sum(1 for s in app[keys.RUNTIME].merchants.values() if s.catalog is not None))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    update_gauges(request.app)
+    m = request.app[keys.METRICS]
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip

@@ -29,12 +29,14 @@ __all__ = ["ClientErrorLog", "describe", "use_json_errors"]
 log = logging.getLogger("tms_server.protocol")
 
 
-def describe(status: int, exc: BaseException | None) -> tuple[int, str]:
-    """(status, failure_reason) for a request the protocol layer refused; never the input itself."""
+def describe(status: int, exc: BaseException | None, coding: str = "") -> tuple[int, str]:
+    """(status, failure_reason) for a request the protocol layer refused; never the input itself
+    (``coding`` is the request's Content-Encoding, when aiohttp still has its headers)."""
     if isinstance(exc, http_exceptions.ContentEncodingError):
         if "install" in str(exc):  # aiohttp lacks the decoder (br, zstd): the coding is unsupported
             return 415, "Content-Encoding not supported here; send identity, gzip or deflate"
-        return 400, "request body could not be decoded as Content-Encoding {coding}"
+        where = f"as Content-Encoding {coding}" if coding else "in its Content-Encoding"
+        return 400, f"request body could not be decoded {where}"
     if isinstance(exc, http_exceptions.LineTooLong):
         return 431 if status in (400, 431) else status, "request line or header too long"
     if isinstance(exc, http_exceptions.BadHttpMethod):
@@ -128,15 +130,9 @@ class JsonErrorRequestHandler(RequestHandler):
             _CLIENT_ERRORS.note(type(exc).__name__ if exc else f"status {status}")
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had started; the connection is closed instead")
-        code, reason = describe(status, exc)
         # The request aiohttp hands over for a broken body may carry no headers: then say less.
-        coding = escape(
-            (request.headers.get("Content-Encoding", "") if request.headers else "")[:40].strip().lower()
-        )
-        reason = reason.replace(
-            "as Content-Encoding {coding}",
-            f"as Content-Encoding {coding}" if coding else "in its Content-Encoding",
-        )
+        coding = (request.headers.get("Content-Encoding", "") if request.headers else "")[:40]
+        code, reason = describe(status, exc, escape(coding.strip().lower()))
         resp = web.Response(
             status=code, body=orjson.dumps({"failure_reason": reason}), content_type="application/json"
         )
