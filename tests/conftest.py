@@ -159,3 +159,14 @@ def load_fixture(name: str) -> Any:
     import json
 
     return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL cluster of this test's own, so stopping it disturbs no other test."""
+    pg = EmbeddedPostgres(tmp_path / "pg")
+    pg.acquire()
+    try:
+        yield pg
+    finally:
+        pg.release()

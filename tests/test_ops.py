@@ -15,7 +15,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +81,6 @@ async def test_healthz_and_readyz_answer_without_auth(client: Any, dsn: str) -> 
     text = json.dumps(body)
     for secret in (dsn, "postgres", "host=", "password", "/tmp"):
         assert secret not in text
-
-
-@pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL cluster of this test's own, so stopping it disturbs no other test."""
-    pg = EmbeddedPostgres(tmp_path / "pg")
-    pg.acquire()
-    try:
-        yield pg
-    finally:
-        pg.release()
 
 
 async def _migrated(dsn: str) -> None:

@@ -10,13 +10,11 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 
 from tests.conftest import Merchant
 from tests.kss import options_request, shipment_request
@@ -101,17 +99,6 @@ async def test_kill_9_under_load_loses_no_acknowledged_reservation(
 
 
 # -- PostgreSQL restart ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL cluster of this test's own, so stopping it disturbs no other test."""
-    pg = EmbeddedPostgres(tmp_path / "pg")
-    pg.acquire()
-    try:
-        yield pg
-    finally:
-        pg.release()
 
 
 async def _prepare(dsn: str) -> Merchant:

@@ -13,13 +13,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 
 from tests import kss
 from tests.conftest import Merchant
@@ -64,15 +62,6 @@ async def test_kill_9_loses_no_acknowledged_reservation(dsn: str, conn: Any, tmp
     for r in rows:  # rows committed but not yet answered are fine; half-written ones are not
         assert r["carrier_product"]["identifier"] and r["selection"]["option"] and r["recipient"]
         assert r["audits"] == 1
-
-
-@pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL of this test's own, so stopping it disturbs no other test."""
-    pg = EmbeddedPostgres(tmp_path / "pg")
-    pg.acquire()
-    yield pg
-    pg.release()
 
 
 async def test_database_restart_under_load(own_cluster: EmbeddedPostgres, tmp_path: Path) -> None:
