@@ -117,7 +117,7 @@ def _coordinate(text: str, bound: float) -> float | None:
 def _controls(text: str) -> bool:
     """Whether ``text`` holds a control character (newline, ESC, NUL, ...), which would forge log
     lines or terminal output wherever the value is printed."""
-    return any(not ch.isprintable() for ch in text)
+    return not text.isprintable()
 
 
 def read_geonames(lines: Iterable[str]) -> list[PostalRow]:
@@ -208,7 +208,7 @@ def read_points(data: bytes) -> list[PointRow]:
     return _validate(records)
 
 
-def _csv_records(text: str) -> list[tuple[str, dict[str, str]]]:
+def _csv_records(text: str) -> list[tuple[str, int, dict[str, str]]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(reader)]
@@ -235,15 +235,17 @@ def _csv_records(text: str) -> list[tuple[str, dict[str, str]]]:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                records.append((where, {"__error__": f"expected {len(header)} columns, got {len(row)}"}))
+                records.append(
+                    (where, reader.line_num, {"__error__": f"expected {len(header)} columns, got {len(row)}"})
+                )
                 continue
-            records.append((where, dict(zip(header, (c.strip() for c in row), strict=True))))
+            records.append((where, reader.line_num, dict(zip(header, (c.strip() for c in row), strict=True))))
     except csv.Error as exc:
         raise ImportFileError([f"line {reader.line_num}: {exc}"]) from None
     return records
 
 
-def _geojson_records(text: str) -> list[tuple[str, dict[str, str]]]:
+def _geojson_records(text: str) -> list[tuple[str, int, dict[str, str]]]:
     try:
         doc = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -260,13 +262,17 @@ def _geojson_records(text: str) -> list[tuple[str, dict[str, str]]]:
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
         props = feature.get("properties") if isinstance(feature, dict) else None
         if not isinstance(props, dict):
-            records.append((where, {"__error__": "expected a Feature with a properties object"}))
+            records.append((where, i + 1, {"__error__": "expected a Feature with a properties object"}))
             continue
         cells = {k: ("" if v is None else str(v)) for k, v in props.items() if k in POINT_COLUMNS}
         unknown = sorted(k for k in props if k not in POINT_COLUMNS or k in ("lat", "lng"))
         if unknown:
             records.append(
-                (where, {"__error__": f"unknown properties {', '.join(unknown)} (position goes in geometry)"})
+                (
+                    where,
+                    i + 1,
+                    {"__error__": f"unknown properties {', '.join(unknown)} (position goes in geometry)"},
+                )
             )
             continue
         coords = (
@@ -281,21 +287,23 @@ def _geojson_records(text: str) -> list[tuple[str, dict[str, str]]]:
         ):
             cells["lng"], cells["lat"] = str(coords[0]), str(coords[1])
         else:
-            records.append((where, {"__error__": "geometry: expected a Point with [lng, lat] coordinates"}))
+            records.append(
+                (where, i + 1, {"__error__": "geometry: expected a Point with [lng, lat] coordinates"})
+            )
             continue
-        records.append((where, cells))
+        records.append((where, i + 1, cells))
     return records
 
 
-def _validate(records: list[tuple[str, dict[str, str]]]) -> list[PointRow]:
+def _validate(records: list[tuple[str, int, dict[str, str]]]) -> list[PointRow]:
     ctx = Context("")
     rows: list[PointRow] = []
     seen: dict[str, str] = {}
-    for where, cells in records:
+    for where, line, cells in records:
         if "__error__" in cells:
             ctx.errors.append(f"{where}: {cells['__error__']}")
             continue
-        row = _point(ctx, where, cells)
+        row = _point(ctx, where, line, cells)
         if row is None:
             continue
         if row.id in seen:
@@ -319,7 +327,8 @@ def _text(ctx: Context, where: str, cells: dict[str, str], column: str, limit: i
     return value
 
 
-def _point(ctx: Context, where: str, cells: dict[str, str]) -> PointRow | None:
+def _point(ctx: Context, where: str, line: int, cells: dict[str, str]) -> PointRow | None:
+    """One point, or None with its mistakes in ``ctx``; ``line`` is its line (feature number for GeoJSON)."""
     before = len(ctx.errors)
     for column, value in cells.items():
         if _controls(value):
@@ -349,7 +358,6 @@ def _point(ctx: Context, where: str, cells: dict[str, str]) -> PointRow | None:
     lead = _lead_days(ctx, where, cells)
     if len(ctx.errors) > before:
         return None
-    line = int(where.split()[-1]) if where.startswith("line ") else int(where[9:-1]) + 1
     return PointRow(line, pid, name, street, display or code, city, country, lat, lng, hours, lead)
 
 
