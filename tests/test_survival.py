@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +235,12 @@ async def test_concurrent_reservations_through_a_database_shutdown_never_get_a_5
     assert "Traceback" not in server.log_path.read_text()
 
 
-def _start_limited(dsn: str, log: Path, nofile: int, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A server process whose open-files limit is ``nofile``; (process, base URL)."""
+@contextlib.contextmanager
+def _limited_server(
+    dsn: str, log: Path, nofile: int, **env: str
+) -> Iterator[tuple[int, list[socket.socket]]]:
+    """A server process whose open-files limit is ``nofile``: (its port, a list for the test's
+    sockets). On exit the sockets are closed and the server is stopped, whatever the test did."""
     port = free_port()
     full = {**os.environ, "TMS_DATABASE_URL": dsn, "TMS_PORT": str(port), "TMS_LOG_FORMAT": "json", **env}
 
@@ -246,17 +251,29 @@ def _start_limited(dsn: str, log: Path, nofile: int, **env: str) -> tuple[subpro
         proc = subprocess.Popen(
             [sys.executable, "-m", "tms_server.server"], env=full, stdout=out, stderr=out, preexec_fn=limit
         )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if s.recv(100).startswith(b"HTTP/1.1 200"):
-                    return proc, url
-        except OSError:
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(300):
+            with contextlib.suppress(OSError):
+                if _healthz(port, timeout=1):
+                    break
             time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(log.read_text()[-2000:])
+        else:
+            raise RuntimeError(log.read_text()[-2000:])
+        yield port, socks
+        assert proc.poll() is None, "the server died"
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        proc.wait(30)
+
+
+def _healthz(port: int, timeout: float = 5) -> bool:
+    """Whether GET /healthz on a fresh connection answers 200."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return s.recv(100).startswith(b"HTTP/1.1 200")
 
 
 def _closed(s: socket.socket) -> bool:
@@ -277,14 +294,9 @@ def test_idle_and_slow_connections_are_closed(dsn: str, tmp_path: Path) -> None:
     """With TMS_IDLE_TIMEOUT=1: 300 silent connections, a client trickling its headers and one
     trickling its body are all closed within seconds (they stayed open for good), the slow body
     with a JSON 408, and /healthz answers throughout."""
-    proc, url = _start_limited(dsn, tmp_path / "server.log", 4096, TMS_IDLE_TIMEOUT="1")
-    port = int(url.rsplit(":", 1)[1])
-    socks: list[socket.socket] = []
-    try:
-        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(300)]
-        trickle = socket.create_connection(("127.0.0.1", port), timeout=5)
-        slow_body = socket.create_connection(("127.0.0.1", port), timeout=5)
-        socks += [trickle, slow_body]
+    with _limited_server(dsn, tmp_path / "server.log", 4096, TMS_IDLE_TIMEOUT="1") as (port, socks):
+        socks += [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(302)]
+        idle, (trickle, slow_body) = socks[:300], socks[300:]
         slow_body.sendall(
             b"POST /auth HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
         )
@@ -293,7 +305,7 @@ def test_idle_and_slow_connections_are_closed(dsn: str, tmp_path: Path) -> None:
                 trickle.sendall(bytes([ch]))
                 time.sleep(0.2)
         time.sleep(0.5)
-        assert all(_closed(s) for s in socks[:50]), "idle connections were left open"
+        assert all(_closed(s) for s in idle[:50]), "idle connections were left open"
         assert _closed(trickle), "a client trickling its headers kept its connection"
         slow_body.settimeout(3)
         answer = slow_body.recv(4096)
@@ -301,14 +313,7 @@ def test_idle_and_slow_connections_are_closed(dsn: str, tmp_path: Path) -> None:
             answer.startswith(b"HTTP/1.1 408")
             and b'"failure_reason":"request body not received in time"' in answer
         )
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert s.recv(100).startswith(b"HTTP/1.1 200")
-    finally:
-        for s in socks:
-            s.close()
-        proc.terminate()
-        proc.wait(30)
+        assert _healthz(port)
 
 
 def test_a_connection_flood_under_a_low_descriptor_limit(dsn: str, tmp_path: Path) -> None:
@@ -316,43 +321,25 @@ def test_a_connection_flood_under_a_low_descriptor_limit(dsn: str, tmp_path: Pat
     at once, so health probes keep answering, and the log stays small (it had 66,000 lines of
     "accept() out of system resource" in 20 s)."""
     log = tmp_path / "server.log"
-    proc, url = _start_limited(dsn, log, 256, TMS_IDLE_TIMEOUT="30")
-    port = int(url.rsplit(":", 1)[1])
-    socks: list[socket.socket] = []
-    try:
+    with _limited_server(dsn, log, 256, TMS_IDLE_TIMEOUT="30") as (port, socks):
         for _ in range(400):
             try:
                 socks.append(socket.create_connection(("127.0.0.1", port), timeout=2))
             except OSError:
                 break
         time.sleep(1.0)
-        for _ in range(5):
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert s.recv(100).startswith(b"HTTP/1.1 200")
+        assert all(_healthz(port) for _ in range(5))
         time.sleep(1.0)
-        assert proc.poll() is None
-        lines = log.read_text().splitlines()
-        assert len(lines) < 200, f"{len(lines)} log lines"
-        assert sum("out of system resource" in line for line in lines) <= 2
-    finally:
-        for s in socks:
-            s.close()
-        proc.terminate()
-        proc.wait(30)
+    lines = log.read_text().splitlines()
+    assert len(lines) < 200, f"{len(lines)} log lines"
+    # asyncio's own line, or ours once the filter has rewritten it (the old check matched only the former).
+    assert sum("out of system resource" in line or "ran out of open files" in line for line in lines) <= 2
 
 
 def test_a_burst_of_connections_is_held_to_the_cap(dsn: str, tmp_path: Path) -> None:
     """TMS_MAX_CONNECTIONS=20 and 60 connections opened back to back: the 40 idle the longest are
     closed (connections accepted in one loop turn all used to evict the same one)."""
-    proc, url = _start_limited(dsn, tmp_path / "server.log", 4096, TMS_MAX_CONNECTIONS="20")
-    port = int(url.rsplit(":", 1)[1])
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(60)]
-    try:
+    with _limited_server(dsn, tmp_path / "server.log", 4096, TMS_MAX_CONNECTIONS="20") as (port, socks):
+        socks += [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(60)]
         time.sleep(1.0)
         assert sum(_closed(s) for s in socks) >= 40
-    finally:
-        for s in socks:
-            s.close()
-        proc.terminate()
-        proc.wait(30)
