@@ -43,7 +43,8 @@ async def recreate_database(admin_dsn: str, name: str) -> None:
         await conn.close()
 
 
-async def _create_and_migrate(admin_dsn: str, dsn: str, dbname: str | None) -> None:
+async def create_and_migrate(admin_dsn: str, dsn: str, dbname: str | None) -> None:
+    """Migrate ``dsn``, after (re)creating the database ``dbname`` on ``admin_dsn``'s server if given."""
     if dbname:
         await recreate_database(admin_dsn, dbname)
     conn = await asyncpg.connect(dsn)
@@ -68,13 +69,13 @@ def dsn(pg_root: Path) -> Iterator[str]:
 
     external = os.environ.get("TMS_TEST_DATABASE_URL")
     if external:
-        asyncio.run(_create_and_migrate(external, external, None))
+        asyncio.run(create_and_migrate(external, external, None))
         yield external
         return
     pg = EmbeddedPostgres(pg_root / "data")
     pg.acquire()
     url = pg.dsn("tms_test")
-    asyncio.run(_create_and_migrate(pg.dsn("postgres"), url, "tms_test"))
+    asyncio.run(create_and_migrate(pg.dsn("postgres"), url, "tms_test"))
     try:
         yield url
     finally:
@@ -162,11 +163,12 @@ def load_fixture(name: str) -> Any:
 
 
 @pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL cluster of this test's own, so stopping it disturbs no other test."""
+async def own_cluster(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
+    """A migrated PostgreSQL cluster of this test's own, so stopping it disturbs no other test."""
     pg = EmbeddedPostgres(tmp_path / "pg")
     pg.acquire()
     try:
+        await create_and_migrate(pg.dsn(), pg.dsn(), None)
         yield pg
     finally:
         pg.release()

@@ -71,9 +71,18 @@ async def first_option(session: aiohttp.ClientSession, url: str, headers: dict[s
         return next(o for o in options if not o.get("timeslots"))
 
 
-async def merchant_with_catalog(conn: asyncpg.Connection) -> Merchant:
-    """Merchant shop-a with the example catalog, created directly in the database."""
+async def merchant_with_catalog(conn: asyncpg.Connection, identifier: str = "shop-a") -> Merchant:
+    """A merchant with the example catalog, created directly in the database."""
     key = merchants.generate_key()
-    await merchants.add(conn, "shop-a", key)
-    await catalog_store.load(conn, "shop-a", example_catalog_text(), loaded_by="test")
-    return Merchant("shop-a", key)
+    await merchants.add(conn, identifier, key)
+    await catalog_store.load(conn, identifier, example_catalog_text(), loaded_by="test")
+    return Merchant(identifier, key)
+
+
+async def create_merchant(dsn: str, identifier: str = "shop-a") -> Merchant:
+    """``merchant_with_catalog`` on a connection of its own to ``dsn``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await merchant_with_catalog(conn, identifier)
+    finally:
+        await conn.close()

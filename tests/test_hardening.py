@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.serverproc import LOOPBACK, ServerProc, free_port
+from tests.server_process import LOOPBACK, ServerProcess, free_port
 
 
 def fetch(
@@ -43,15 +43,15 @@ def raw(port: int, payload: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc, int]]:
+def server(dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, int]]:
     """One server with a separate metrics port, shared by this module's read-only probes."""
     metrics_port = free_port()
     log = tmp_path_factory.mktemp("hardening") / "server.log"
-    with ServerProc(dsn, log, TMS_METRICS_PORT=str(metrics_port), TMS_LOG_FORMAT="text") as proc:
+    with ServerProcess(dsn, log, TMS_METRICS_PORT=str(metrics_port), TMS_LOG_FORMAT="text") as proc:
         yield proc, metrics_port
 
 
-def test_metrics_stay_off_the_kss_port(server: tuple[ServerProc, int]) -> None:
+def test_metrics_stay_off_the_kss_port(server: tuple[ServerProcess, int]) -> None:
     """With TMS_METRICS_PORT set, /metrics is a 404 on the KSS port and served on the metrics port."""
     proc, metrics_port = server
     assert fetch(f"{proc.url}/metrics")[0] == 404
@@ -59,14 +59,14 @@ def test_metrics_stay_off_the_kss_port(server: tuple[ServerProc, int]) -> None:
     assert status == 200 and b"tms_http_requests_total" in body
 
 
-def test_readyz_says_ready_without_counts(server: tuple[ServerProc, int]) -> None:
+def test_readyz_says_ready_without_counts(server: tuple[ServerProcess, int]) -> None:
     """/readyz says ready and why, and gives away no counts."""
     status, _, body = fetch(f"{server[0].url}/readyz")
     assert status == 200 and json.loads(body) == {"status": "ok", "database": "ok"}
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/nope", "/shipment/x"])
-def test_no_versions_in_headers(server: tuple[ServerProc, int], path: str) -> None:
+def test_no_versions_in_headers(server: tuple[ServerProcess, int], path: str) -> None:
     """No answer names Python or aiohttp versions; the Server header names the product only."""
     _, headers, _ = fetch(f"{server[0].url}{path}")
     assert headers["Server"] == "tms_server"
@@ -75,7 +75,7 @@ def test_no_versions_in_headers(server: tuple[ServerProc, int], path: str) -> No
     assert mheaders["Server"] == "tms_server"
 
 
-def test_server_log_of_this_module_has_no_traceback(server: tuple[ServerProc, int]) -> None:
+def test_server_log_of_this_module_has_no_traceback(server: tuple[ServerProcess, int]) -> None:
     """Nothing above made the server log a traceback."""
     assert "Traceback" not in server[0].log_text()
 
@@ -116,7 +116,7 @@ def _answer(data: bytes) -> tuple[int, dict[str, str], Any]:
     ],
 )
 def test_a_body_in_a_coding_we_cannot_decode_is_a_json_4xx(
-    server: tuple[ServerProc, int], coding: str, status: int, reason: str
+    server: tuple[ServerProcess, int], coding: str, status: int, reason: str
 ) -> None:
     """Garbage sent as gzip/deflate, or a coding we do not decode, is a JSON 4xx with failure_reason
     (was: an unauthenticated 500 with a traceback, or a plain-text 400)."""
@@ -125,7 +125,7 @@ def test_a_body_in_a_coding_we_cannot_decode_is_a_json_4xx(
     assert headers["content-type"].startswith("application/json")
 
 
-def test_gzip_bodies_still_work(server: tuple[ServerProc, int]) -> None:
+def test_gzip_bodies_still_work(server: tuple[ServerProcess, int]) -> None:
     """A real gzip body decodes (and gets the ordinary 401 for an unknown merchant)."""
     import gzip
 
@@ -149,7 +149,7 @@ def test_gzip_bodies_still_work(server: tuple[ServerProc, int]) -> None:
     ],
 )  # fmt: skip
 def test_malformed_requests_get_json_that_echoes_nothing(
-    server: tuple[ServerProc, int], payload: bytes, status: int, reason: str
+    server: tuple[ServerProcess, int], payload: bytes, status: int, reason: str
 ) -> None:
     """Oversized headers, bad methods and TLS sent to the HTTP port get a JSON error that echoes none of
     the input (was: plain text echoing the header's start)."""
@@ -160,7 +160,7 @@ def test_malformed_requests_get_json_that_echoes_nothing(
 
 
 def test_malformed_requests_are_logged_once_per_kind_without_traceback(
-    server: tuple[ServerProc, int],
+    server: tuple[ServerProcess, int],
 ) -> None:
     """500 bad requests write one INFO line (then a count per minute), never an ERROR or a traceback."""
     for _ in range(500):
@@ -170,7 +170,7 @@ def test_malformed_requests_are_logged_once_per_kind_without_traceback(
     assert "Traceback" not in log and "Error handling request" not in log
 
 
-def test_text_logs_escape_control_characters(server: tuple[ServerProc, int]) -> None:
+def test_text_logs_escape_control_characters(server: tuple[ServerProcess, int]) -> None:
     """An /auth identifier or a path holding a newline and a fake record (or an ESC sequence) is
     written escaped in the text log format: every record is one line, none forged."""
     proc = server[0]

@@ -27,13 +27,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Merchant, recreate_database, token_for
-from tests.kss import new_session, options_request, shipment_request
-from tests.serverproc import LOOPBACK, ServerProc, create_merchant, free_port, http_status
+from tests.conftest import Merchant, create_and_migrate, token_for
+from tests.kss import create_merchant, new_session, options_request, shipment_request
+from tests.server_process import LOOPBACK, ServerProcess, free_port, http_status
 from tms_server.app import create_app
 from tms_server.config import Config
 from tms_server.db.embedded import EmbeddedPostgres
-from tms_server.db.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -83,21 +82,12 @@ async def test_healthz_and_readyz_answer_without_auth(client: Any, dsn: str) -> 
         assert secret not in text
 
 
-async def _migrated(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-
-
 async def test_readyz_is_503_while_the_database_is_stopped(
     own_cluster: EmbeddedPostgres, aiohttp_client: Any, config: Config
 ) -> None:
     """With PostgreSQL stopped /readyz is 503 (no DSN or path in the body), /healthz and /metrics stay
     200; after a restart /readyz is 200 again without restarting the app."""
     own_dsn = own_cluster.dsn()
-    await _migrated(own_dsn)
     client = await aiohttp_client(create_app(attrs.evolve(config, db_timeout=1.0), own_dsn, sweeper=False))
     assert (await client.get("/readyz")).status == 200
     own_cluster._pg_ctl("stop", "-m", "fast", "-w")
@@ -121,9 +111,8 @@ async def sibling(dsn: str) -> AsyncIterator[str]:
     """A migrated database of this test's own next to the test database."""
     name = f"tms_ops_{uuid.uuid4().hex[:8]}"
     admin = sibling_dsn(dsn, "postgres")
-    await recreate_database(admin, name)
     url = sibling_dsn(dsn, name)
-    await _migrated(url)
+    await create_and_migrate(admin, url, name)
     yield url
     conn = await asyncpg.connect(admin)
     try:
@@ -302,7 +291,7 @@ def _raw_request(port: int, head: str) -> bytes:
 
 
 async def _log_flow(
-    srv: ServerProc, m: Merchant, auth: dict[str, Any], body: dict[str, Any]
+    srv: ServerProcess, m: Merchant, auth: dict[str, Any], body: dict[str, Any]
 ) -> dict[str, Any]:
     """The KSS calls whose log the test inspects; returns what must not appear in it."""
     async with aiohttp.ClientSession() as http:
@@ -351,7 +340,7 @@ async def test_json_logs_carry_context_and_never_secrets_or_personal_data(
     auth = m.auth_body(nonce)
     body = options_request(new_session())
     body["recipient"].update(PERSONAL)
-    with ServerProc(dsn, log, TMS_LOG_LEVEL="DEBUG") as srv:
+    with ServerProcess(dsn, log, TMS_LOG_LEVEL="DEBUG") as srv:
         out = await _log_flow(srv, m, auth, body)
         assert srv.stop() == 0
     token, refused, wrong = out["token"], out["refused"], out["wrong"]
@@ -430,7 +419,7 @@ async def test_workers_share_one_port_restart_and_drain_on_sigterm(
     SIGTERM stops accepting, lets a request that is still uploading its body finish with its answer,
     and every process exits 0."""
     m: Merchant = await create_merchant(dsn, "shop-workers")
-    srv = ServerProc(dsn, tmp_path / "server.log", args=["--workers", "2"])
+    srv = ServerProcess(dsn, tmp_path / "server.log", args=["--workers", "2"])
     with srv:
         parent = psutil.Process(srv.pid)
         workers = _wait_for(lambda: len(_listening_children(parent, srv.port)) == 2, 30)
@@ -549,14 +538,8 @@ async def test_image_and_compose_health_checks_pass_against_a_running_server(cli
     env = {**os.environ, "TMS_PORT": str(port)}
     assert await _run(_healthcheck_argv(port, image_check), env) == 0
     assert await _run(_healthcheck_argv(port, service_check[1:]), env) == 0
-    dead = {**os.environ, "TMS_PORT": str(_free_port())}
+    dead = {**os.environ, "TMS_PORT": str(free_port())}
     assert await _run(_healthcheck_argv(int(dead["TMS_PORT"]), image_check), dead) != 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def test_compose_file_wires_database_migration_and_server() -> None:
@@ -604,7 +587,7 @@ def test_entrypoint_dispatches_admin_server_and_migrate(dsn: str) -> None:
 async def test_workers_exit_when_their_supervisor_is_killed(dsn: str, tmp_path: Path) -> None:
     """kill -9 of the supervisor: its workers shut down by themselves (they went on serving with
     parent 1) and the port is free again."""
-    srv = ServerProc(dsn, tmp_path / "server.log", args=["--workers", "2"])
+    srv = ServerProcess(dsn, tmp_path / "server.log", args=["--workers", "2"])
     with srv:
         parent = psutil.Process(srv.pid)
         assert _wait_for(lambda: len(_listening_children(parent, srv.port)) == 2, 30), srv.log_text()[-2000:]
@@ -627,7 +610,7 @@ def test_embedded_cluster_is_not_stopped_under_a_server_that_did_not_register(tm
     assert subprocess.run([*admin, "migrate"], env=env, capture_output=True, timeout=120).returncode == 0
     pg = EmbeddedPostgres(data)
     dsn = pg.acquire()
-    srv = ServerProc(dsn, tmp_path / "server.log")
+    srv = ServerProcess(dsn, tmp_path / "server.log")
     with srv:
         pg.release()  # the server (by URL) is now the cluster's only client
         result = subprocess.run(
@@ -658,7 +641,7 @@ def test_workers_share_one_metrics_port_with_counters_of_all_workers(dsn: str, t
     "address already in use"), and every scrape counts every worker's requests, so the counter
     never goes down between scrapes (it went 2221, 1830, 2221)."""
     metrics_port = free_port()
-    srv = ServerProc(
+    srv = ServerProcess(
         dsn, tmp_path / "server.log", args=["--workers", "2"], TMS_METRICS_PORT=str(metrics_port)
     )
     with srv:

@@ -14,22 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 
+from tests import kss
 from tests.conftest import Merchant
 from tests.kss import options_request, shipment_request
-from tests.serverproc import LOOPBACK, ServerProc, bearer, create_merchant, raise_fd_limit
+from tests.server_process import LOOPBACK, ServerProcess, raise_fd_limit
 from tms_server.db.embedded import EmbeddedPostgres
-from tms_server.db.migrate import migrate
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
-
-
-async def _first_option(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> dict[str, Any]:
-    async with http.post(f"{url}/shippingoptions", json=options_request(), headers=headers) as resp:
-        assert resp.status == 200
-        options: list[dict[str, Any]] = (await resp.json())["shipping_options"]
-    return next(o for o in options if not o.get("timeslots"))
 
 
 # -- kill -9 -----------------------------------------------------------------------------------------
@@ -40,12 +32,12 @@ async def test_kill_9_under_load_loses_no_acknowledged_reservation(
 ) -> None:
     """After kill -9 during concurrent reservations, every one answered 201 is stored with the exact data
     sent and its 'reserved' audit line, no stored row is half-written, and a new server serves them."""
-    m = await create_merchant(dsn, "shop-kill")
+    m = await kss.create_merchant(dsn, "shop-kill")
     acked: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    with ServerProc(dsn, tmp_path / "server.log") as srv:
+    with ServerProcess(dsn, tmp_path / "server.log") as srv:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-            headers = await bearer(http, srv.url, m)
-            option = await _first_option(http, srv.url, headers)
+            headers = await kss.token(http, srv.url, m)
+            option = await kss.first_option(http, srv.url, headers)
 
             async def reserve() -> None:
                 for _ in range(10_000):  # bounded; the kill ends it long before
@@ -90,9 +82,9 @@ async def test_kill_9_under_load_loses_no_acknowledged_reservation(
         assert row["carrier_product"]["identifier"] and row["selection"]["option"]
         assert row["recipient"] and row["request"] and row["reserved_audits"] == 1
 
-    with ServerProc(dsn, tmp_path / "server2.log") as again:
+    with ServerProcess(dsn, tmp_path / "server2.log") as again:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-            headers = await bearer(http, again.url, m)
+            headers = await kss.token(http, again.url, m)
             sid, (_body, answer) = next(iter(acked.items()))
             async with http.get(f"{again.url}/shipment/{sid}", headers=headers) as resp:
                 assert resp.status == 200 and await resp.json() == answer
@@ -101,26 +93,17 @@ async def test_kill_9_under_load_loses_no_acknowledged_reservation(
 # -- PostgreSQL restart ------------------------------------------------------------------------------
 
 
-async def _prepare(dsn: str) -> Merchant:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return await create_merchant(dsn, "shop-outage")
-
-
 async def test_postgres_restart_under_load(own_cluster: EmbeddedPostgres, tmp_path: Path) -> None:
     """While PostgreSQL is down /auth, /shipment and GET /shipment answer 503 with a failure_reason,
     /readyz 503 without secrets, /shippingoptions keeps answering 200 from memory; never a 500; once it
     is back the same server process reserves again."""
     dsn = own_cluster.dsn()
-    m = await _prepare(dsn)
+    m = await kss.create_merchant(dsn, "shop-outage")
     statuses: dict[str, set[int]] = {"options": set(), "shipment": set()}
-    with ServerProc(dsn, tmp_path / "server.log", TMS_DB_TIMEOUT="1") as srv:
+    with ServerProcess(dsn, tmp_path / "server.log", TMS_DB_TIMEOUT="1") as srv:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-            headers = await bearer(http, srv.url, m)
-            option = await _first_option(http, srv.url, headers)
+            headers = await kss.token(http, srv.url, m)
+            option = await kss.first_option(http, srv.url, headers)
             async with http.post(
                 f"{srv.url}/shipment", json=shipment_request(options_request(), option), headers=headers
             ) as resp:
@@ -222,11 +205,11 @@ def _read_reply(s: socket.socket) -> bytes:
 async def test_oversized_bodies_get_413_with_failure_reason(dsn: str, conn: Any, tmp_path: Path) -> None:
     """Bodies over 1 MiB (declared, or chunked without a length) get 413 with a failure_reason on every
     body-taking endpoint, and the server keeps serving."""
-    m = await create_merchant(dsn, "shop-big")
+    m = await kss.create_merchant(dsn, "shop-big")
     big = b'{"pad": "' + b"x" * (1024 * 1024 + 10) + b'"}'
-    with ServerProc(dsn, tmp_path / "server.log") as srv:
+    with ServerProcess(dsn, tmp_path / "server.log") as srv:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-            headers = await bearer(http, srv.url, m)
+            headers = await kss.token(http, srv.url, m)
             sid = uuid.uuid4()
             for method, path in (("POST", "/auth"), ("POST", "/shippingoptions"), ("POST", "/shipment"),
                                  ("PUT", f"/shipment/{sid}")):  # fmt: skip
@@ -260,11 +243,11 @@ async def test_slow_and_idle_clients_do_not_block_others(dsn: str, conn: Any, tm
     """2000 idle connections, clients trickling their headers, and clients trickling a body byte by byte
     do not stop others from being served; the slow bodies still get their answers, and afterwards the
     server is still healthy."""
-    m = await create_merchant(dsn, "shop-slow")
+    m = await kss.create_merchant(dsn, "shop-slow")
     limit = raise_fd_limit(4096)
     idle_count = min(2000, limit - 300)
     payload = json.dumps(m.auth_body()).encode()
-    with ServerProc(dsn, tmp_path / "server.log") as srv:
+    with ServerProcess(dsn, tmp_path / "server.log") as srv:
         idle: list[socket.socket] = []
         slow: list[socket.socket] = []
         bodies: list[tuple[socket.socket, bytes]] = []
@@ -290,7 +273,7 @@ async def test_slow_and_idle_clients_do_not_block_others(dsn: str, conn: Any, tm
                     if i % 20 == 0:  # others are served while the slow ones trickle
                         async with http.get(f"{srv.url}/healthz") as resp:
                             assert resp.status == 200
-                        headers = await bearer(http, srv.url, m)
+                        headers = await kss.token(http, srv.url, m)
                         async with http.post(
                             f"{srv.url}/shippingoptions", json=options_request(), headers=headers
                         ) as resp:

@@ -23,9 +23,8 @@ import asyncpg
 from tests import kss
 from tests.conftest import Merchant
 from tests.kss import options_request, shipment_request
-from tests.server_process import ServerProcess, free_port
+from tests.server_process import ServerProcess, free_port, raise_fd_limit
 from tms_server.db.embedded import EmbeddedPostgres
-from tms_server.db.migrate import migrate
 
 
 async def test_kill_9_loses_no_acknowledged_reservation(dsn: str, conn: Any, tmp_path: Path) -> None:
@@ -69,12 +68,7 @@ async def test_database_restart_under_load(own_cluster: EmbeddedPostgres, tmp_pa
     """While PostgreSQL is down: 503 with failure_reason on /auth and /shipment, options still 200;
     afterwards the same server process recovers by itself."""
     dsn = own_cluster.dsn()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-        m = await kss.merchant_with_catalog(conn)
-    finally:
-        await conn.close()
+    m = await kss.create_merchant(dsn)
     server = ServerProcess(dsn, tmp_path / "server.log", TMS_DB_TIMEOUT="1").start()
     try:
         async with aiohttp.ClientSession() as session:
@@ -131,18 +125,10 @@ async def test_database_restart_under_load(own_cluster: EmbeddedPostgres, tmp_pa
         assert server.stop() == 0
 
 
-def _raise_fd_limit(want: int) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(want, hard) if hard != resource.RLIM_INFINITY else want
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return target
-
-
 async def test_idle_and_slow_clients_do_not_block_others(dsn: str, conn: Any, tmp_path: Path) -> None:
     """1500 idle connections and a client trickling its body do not stop /healthz and /auth answering."""
     m = await kss.merchant_with_catalog(conn)
-    limit = _raise_fd_limit(4096)
+    limit = raise_fd_limit(4096)
     server = ServerProcess(dsn, tmp_path / "server.log").start()
     idle: list[socket.socket] = []
     try:
@@ -184,12 +170,7 @@ async def test_concurrent_reservations_through_a_database_shutdown_never_get_a_5
     "another operation is in progress" on a broken connection was one), every 201 has its row, and
     the log holds no traceback."""
     dsn = own_cluster.dsn()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-        m = await kss.merchant_with_catalog(conn)
-    finally:
-        await conn.close()
+    m = await kss.create_merchant(dsn)
     server = ServerProcess(dsn, tmp_path / "server.log", TMS_DB_TIMEOUT="1", TMS_POOL_MAX="20").start()
     statuses: dict[int, int] = {}
     acked: list[str] = []
