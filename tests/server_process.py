@@ -58,7 +58,12 @@ def wait_healthy(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] 
 class ServerProcess:
     """One ``tms-server`` process (or supervisor, with ``--workers``) on a free port."""
 
-    def __init__(self, dsn: str, log_path: Path, args: Sequence[str] = (), **env: str) -> None:
+    def __init__(
+        self, dsn: str, log_path: Path, args: Sequence[str] = (), *, nofile: int | None = None, **env: str
+    ) -> None:
+        """``args`` go to ``tms-server``, ``env`` over the defaults below; ``nofile`` sets the
+        process's own soft open-files limit."""
+        self.nofile = nofile
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.log_path = log_path
@@ -88,6 +93,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tms_server.server", *self.args],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=None if self.nofile is None else self._limit_open_files,
             )  # fmt: skip
         try:
             wait_healthy(self.url, timeout, self.proc)
@@ -95,6 +101,13 @@ class ServerProcess:
             self.kill()
             raise RuntimeError(f"server did not start; log tail:\n{self.log_text()[-3000:]}") from None
         return self
+
+    def _limit_open_files(self) -> None:
+        """Runs in the child before exec: the soft open-files limit becomes ``nofile``."""
+        assert self.nofile is not None
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (self.nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
 
     def log_text(self) -> str:
         """Everything the process wrote so far."""

@@ -6,11 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
-import resource
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +19,7 @@ import asyncpg
 from tests import kss
 from tests.conftest import Merchant
 from tests.kss import options_request, shipment_request
-from tests.server_process import ServerProcess, free_port, raise_fd_limit
+from tests.server_process import ServerProcess, raise_fd_limit
 from tms_server.db.embedded import EmbeddedPostgres
 
 
@@ -222,32 +218,15 @@ def _limited_server(
 ) -> Iterator[tuple[int, list[socket.socket]]]:
     """A server process whose open-files limit is ``nofile``: (its port, a list for the test's
     sockets). On exit the sockets are closed and the server is stopped, whatever the test did."""
-    port = free_port()
-    full = {**os.environ, "TMS_DATABASE_URL": dsn, "TMS_PORT": str(port), "TMS_LOG_FORMAT": "json", **env}
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tms_server.server"], env=full, stdout=out, stderr=out, preexec_fn=limit
-        )  # fmt: skip
     socks: list[socket.socket] = []
-    try:
-        for _ in range(300):
-            with contextlib.suppress(OSError):
-                if _healthz(port, timeout=1):
-                    break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(log.read_text()[-2000:])
-        yield port, socks
-        assert proc.poll() is None, "the server died"
-    finally:
-        for s in socks:
-            s.close()
-        proc.terminate()
-        proc.wait(30)
+    with ServerProcess(dsn, log, nofile=nofile, **env) as server:
+        try:
+            yield server.port, socks
+            assert server.proc is not None and server.proc.poll() is None, "the server died"
+        finally:
+            for s in socks:
+                s.close()
+            server.stop(30)  # raises if it does not stop in time
 
 
 def _healthz(port: int, timeout: float = 5) -> bool:
