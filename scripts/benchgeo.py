@@ -7,10 +7,13 @@ queries meet both dense city grids and empty forest, as a real 20,000-point netw
 
 from __future__ import annotations
 
+import datetime
 import math
 import random
 import time
 from typing import Any
+
+from benchlib import percentile
 
 # (town, postal prefix, lat, lng, population in thousands)
 TOWNS = [
@@ -93,7 +96,7 @@ def nearest_timing(catalog: Any, option_id: str, codes: list[str]) -> dict[str, 
     samples, found = [], 0
     for code in codes:
         facts = Facts(currency="SEK", order_total=0, total_weight=None, line_weights=(), units=(),
-                      order_tags=frozenset(), line_tags=frozenset(), weekday=0, clock=time_of_day(),
+                      order_tags=frozenset(), line_tags=frozenset(), weekday=0, clock=datetime.time(12, 0),
                       country="SE", postal_code=code)  # fmt: skip
         t = time.perf_counter()
         near = pickup_points(catalog, option, facts)
@@ -101,14 +104,8 @@ def nearest_timing(catalog: Any, option_id: str, codes: list[str]) -> dict[str, 
         found += bool(near.points)
     samples.sort()
     return {
-        "p50": samples[len(samples) // 2],
-        "p99": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
+        "p50": percentile(samples, 0.50),
+        "p99": percentile(samples, 0.99),
         "max": samples[-1],
         "with_points": found / len(codes),
     }
-
-
-def time_of_day() -> Any:
-    from datetime import time as clock
-
-    return clock(12, 0)

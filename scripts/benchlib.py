@@ -44,8 +44,8 @@ class Result:
         """Compute percentiles from the recorded latencies."""
         if self.latencies:
             data = sorted(self.latencies)
-            self.p50_ms = data[len(data) // 2] * 1000
-            self.p99_ms = data[min(len(data) - 1, int(len(data) * 0.99))] * 1000
+            self.p50_ms = percentile(data, 0.50) * 1000
+            self.p99_ms = percentile(data, 0.99) * 1000
         return self
 
 
@@ -205,6 +205,11 @@ def parse_wrk(name: str, text: str) -> Result:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     res.errors = (sum(int(g) for g in sock.groups()) if sock else 0) + (int(non2xx.group(1)) if non2xx else 0)
     return res
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0..1) of non-empty, ascending ``ordered``."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def median(values: Sequence[float]) -> float:
