@@ -11,15 +11,14 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestPayloadError
 
 from tms_server import auth, logs, reservations, wire
-from tms_server.catalog import SelectionError, check_selection, explain, format_explanation, shipping_options
+from tms_server.catalog import SelectionError, check_selection, explain, format_explanation
 from tms_server.reservations.record import CarrierProduct, ReservedAddon, Selection, StoredRequest, from_json
 from tms_server.runtime import MerchantState
-from tms_server.web import keys
+from tms_server.web import keys, options
 from tms_server.web.errors import HttpError, json_response, unauthorized
 
 log = logging.getLogger("tms_server.kss")
@@ -37,8 +36,8 @@ def _acceptable(mime: str) -> bool:
 _CODINGS = frozenset({"identity", "gzip", "x-gzip", "deflate"})
 
 
-async def read_json(request: web.Request) -> Any:
-    """The decoded body; 415 for a foreign media type, 400 for anything that is not JSON."""
+async def read_body(request: web.Request) -> bytes:
+    """The raw body; 415 for a foreign media type or coding, 408 when it is too slow, 400 when empty."""
     ctype = request.headers.get("Content-Type")
     if ctype:
         mime = ctype.split(";", 1)[0].strip().lower()
@@ -59,12 +58,12 @@ async def read_json(request: web.Request) -> Any:
         raise HttpError(400, f"request body could not be decoded as Content-Encoding {coding}") from None
     if not raw.strip():
         raise HttpError(400, "request body is empty; expected a JSON object")
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"request body is not valid JSON: {exc}") from None
-    wire.check_nul(raw, payload)
-    return payload
+    return raw
+
+
+async def read_json(request: web.Request) -> Any:
+    """The decoded body; 415 for a foreign media type, 400 for anything that is not JSON."""
+    return options.decode_json(await read_body(request))
 
 
 async def authorize(request: web.Request) -> MerchantState:
@@ -128,20 +127,19 @@ async def post_auth(request: web.Request) -> web.Response:
 async def post_shipping_options(request: web.Request) -> web.Response:
     """POST /shippingoptions: the merchant's options for this cart and address, from memory."""
     merchant = await authorize(request)
-    req = wire.parse(await read_json(request), wire.ShippingOptionsRequest)
+    raw = await read_body(request)
+    now = datetime.now(UTC)
+    req, answer = options.options_answer(merchant.catalog, raw, now)
     logs.session.set(req.session_id)
     if merchant.catalog is None:
         log.warning("merchant has no catalog loaded; answering no options")
-        return json_response({"shipping_options": []})
-    now = datetime.now(UTC)
-    options = shipping_options(merchant.catalog, req, now=now)
-    if log.isEnabledFor(logging.DEBUG):
+    elif log.isEnabledFor(logging.DEBUG):
         # The operator's "why": the same trace as `tms-admin catalog explain`, only at DEBUG level.
         log.debug(
             "options explained",
             extra={"explain": format_explanation(explain(merchant.catalog, req, now=now, redact=True))},
         )
-    return json_response({"shipping_options": options})
+    return web.Response(body=answer, content_type="application/json")
 
 
 async def _reservation(request: web.Request, merchant: MerchantState) -> reservations.Reservation:

@@ -1,0 +1,88 @@
+"""Golden answers: 10,500 generated requests at fixed clocks, answers and explain traces pinned.
+
+Every ``/shippingoptions`` body from ``tms_server.workload`` (varied carts and addresses, checkout
+sessions, malformed bodies) goes through ``options_answer`` (what the server serves) and
+``explain`` (what ``tms-admin catalog explain`` prints) at one of eight fixed clocks; a digest of
+each answer's bytes and trace is compared with ``fixtures/golden/shippingoptions.txt``. A speed-up
+must not change one byte. When semantics change on purpose, re-record in a commit of its own:
+``TMS_GOLDEN_RECORD=1 scripts/test tests/test_golden.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from tms_server import wire, workload
+from tms_server.catalog import example_catalog_text, explain, format_explanation, parse_catalog
+from tms_server.web.options import options_answer
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "shippingoptions.txt"
+
+# Stockholm local: a Monday morning, just before and after the 14:00 cutoff, a Friday evening, a
+# Saturday, a Sunday night, Christmas Eve, New Year's Eve night, and midsummer (summer time).
+CLOCKS = (
+    datetime(2026, 11, 30, 7, 0, tzinfo=UTC),
+    datetime(2026, 12, 1, 12, 59, 30, tzinfo=UTC),
+    datetime(2026, 12, 1, 13, 0, 5, tzinfo=UTC),
+    datetime(2026, 12, 4, 17, 45, tzinfo=UTC),
+    datetime(2026, 12, 5, 10, 0, tzinfo=UTC),
+    datetime(2026, 12, 6, 21, 30, tzinfo=UTC),
+    datetime(2026, 12, 24, 8, 0, tzinfo=UTC),
+    datetime(2027, 6, 18, 11, 15, tzinfo=UTC),
+)
+
+
+def _bodies() -> list[bytes]:
+    return [
+        *workload.varied(seed=11, count=7000),
+        *workload.sessions(seed=12, count=2500),
+        *workload.malformed(seed=13, count=1000),
+    ]
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=10).hexdigest()
+
+
+def _record(raw: bytes, now: datetime, catalog: object) -> str:
+    try:
+        req, answer = options_answer(catalog, raw, now)  # type: ignore[arg-type]
+    except wire.WireError as exc:
+        return f"400 {_digest(str(exc).encode())} -"
+    trace = format_explanation(explain(catalog, req, now=now))  # type: ignore[arg-type]
+    return f"200 {_digest(answer)} {_digest(trace.encode())}"
+
+
+def test_answers_and_traces_match_the_recorded_ones() -> None:
+    catalog = parse_catalog(example_catalog_text())
+    bodies = _bodies()
+    assert len(bodies) >= 10_000
+    got = [
+        f"{i} {_record(raw, now, catalog)}"
+        for i, (raw, now) in enumerate(zip(bodies, itertools.cycle(CLOCKS), strict=False))
+    ]
+    if os.environ.get("TMS_GOLDEN_RECORD") == "1":
+        GOLDEN.write_text("\n".join(got) + "\n")
+    want = GOLDEN.read_text().splitlines()
+    assert len(want) == len(got)
+    differ = [i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b]
+    if differ:
+        i = differ[0]
+        now = CLOCKS[i % len(CLOCKS)]
+        req = orjson.loads(bodies[i]) if bodies[i].startswith(b"{") else bodies[i]
+        try:
+            answer = options_answer(catalog, bodies[i], now)[1].decode()
+        except wire.WireError as exc:
+            answer = f"WireError: {exc}"
+        raise AssertionError(
+            f"{len(differ)} of {len(got)} answers changed; first: #{i} at {now:%Y-%m-%d %H:%M:%S} UTC\n"
+            f"recorded {want[i]}\nnow      {got[i]}\nrequest {orjson.dumps(req).decode()}\nanswer  {answer}"
+        )
+    kinds = {line.split()[1] for line in want}
+    assert kinds == {"200", "400"}
