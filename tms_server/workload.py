@@ -168,6 +168,13 @@ _MISTAKES: tuple[tuple[str, str, object], ...] = (
 )
 
 
+_LINE_MISTAKES: tuple[tuple[str, object], ...] = (
+    ("quantity", "2"), ("quantity", -1), ("unit_price", 1.5), ("tax_rate", -2500),
+    ("attributes", {"weight": "heavy"}), ("attributes", {"dimensions": {"height": -5}}),
+    ("attributes", {"tags": "bulky"}), ("type", 7), ("total_price_including_tax", None),
+)  # fmt: skip
+
+
 def malformed(seed: int, count: int) -> Iterator[bytes]:
     """``count`` bodies with one typical mistake each, in a field or an order line."""
     rng = random.Random(seed)
@@ -175,11 +182,7 @@ def malformed(seed: int, count: int) -> Iterator[bytes]:
         body = shipping_options_body(rng)
         if rng.random() < 0.5:
             line = rng.choice(body["order"]["lines"])
-            key, value = rng.choice(
-                (("quantity", "2"), ("quantity", -1), ("unit_price", 1.5), ("tax_rate", -2500),
-                 ("attributes", {"weight": "heavy"}), ("attributes", {"dimensions": {"height": -5}}),
-                 ("attributes", {"tags": "bulky"}), ("type", 7), ("total_price_including_tax", None))
-            )  # fmt: skip
+            key, value = rng.choice(_LINE_MISTAKES)
             line[key] = value
         else:
             where, key, value = rng.choice(_MISTAKES)
