@@ -161,6 +161,8 @@ L = TypeVar("L", bound=Located)
 _FINE: Final = (0.02, 0.04)
 _COARSE: Final = (0.5, 1.0)
 _FINE_UP_TO_KM: Final = 100.0
+# Answers of ``PointIndex.nearest`` kept per index; positions come from postal areas, so they repeat.
+NEAREST_CACHE_SIZE: Final = 8192
 
 
 class _Grid(Generic[L]):
@@ -195,7 +197,9 @@ class PointIndex(Generic[L]):
 
     The search walks rings of cells outwards from the query's cell, skips every cell whose nearest
     edge is farther than R or than the N-th best distance so far, and stops once a whole ring is,
-    so a dense city and an empty countryside both cost a few hundred distance computations at most.
+    so a dense city and an empty countryside both cost a few hundred distance computations at most;
+    empty cells cost a dictionary look-up. The last ``NEAREST_CACHE_SIZE`` answers are kept: the
+    index is immutable (a new import builds a new one), so an answer depends only on the query.
     Points without a position are kept apart (``unplaced``): no distance can be promised for them."""
 
     def __init__(self, points: Sequence[L]) -> None:
@@ -210,6 +214,7 @@ class PointIndex(Generic[L]):
             self._districts[p.country, code[: min_prefix_length(code, p.country)]].append(p)
         for members in self._districts.values():
             members.sort(key=lambda p: p.id)
+        self._recent: dict[tuple[float, float, str, int, float], tuple[tuple[L, float], ...]] = {}
 
     def in_district(self, country: str, code: str) -> list[L]:
         """The points whose postal code shares compact ``code``'s district (its first
@@ -223,7 +228,21 @@ class PointIndex(Generic[L]):
         each with its distance in km; ties by id, so equal inputs give equal answers."""
         if country not in self.countries:
             return []  # nothing to find: do not walk the grid
+        key = (lat, lng, country, limit, max_km)
+        hit = self._recent.get(key)
+        if hit is not None:
+            return list(hit)
+        found = self._search(lat, lng, country, limit, max_km)
+        if len(self._recent) >= NEAREST_CACHE_SIZE:
+            self._recent.clear()  # recipients' positions are few (postal areas); stay bounded
+        self._recent[key] = tuple(found)
+        return found
+
+    def _search(
+        self, lat: float, lng: float, country: str, limit: int, max_km: float
+    ) -> list[tuple[L, float]]:
         grid = self._fine if max_km <= _FINE_UP_TO_KM else self._coarse
+        cells = grid.cells
         best: list[tuple[float, str, L]] = []  # kept sorted, at most ``limit`` long
         worst = max_km
         ci, cj = grid.cell(lat, lng)
@@ -232,13 +251,16 @@ class PointIndex(Generic[L]):
         reach_cols = min(
             math.ceil(max_km / (_KM_PER_DEGREE * cos_far) / grid.dlng) + 1, math.ceil(360 / grid.dlng)
         )
+        # Every cell of ring r is at least r - 1 whole cells away along one axis.
+        cell_km = min(grid.dlat, grid.dlng * cos_far) * _KM_PER_DEGREE * 0.99
         for ring in range(max(reach_rows, reach_cols) + 1):
-            touched = False
+            if ring > 1 and (ring - 1) * cell_km > worst:
+                break  # every cell of this ring is out of reach, so every farther ring is too
             for di, dj in _ring(ring, reach_rows, reach_cols):
-                if grid.min_km(lat, lng, ci + di, cj + dj) > worst:
+                members = cells.get((ci + di, cj + dj))
+                if not members or grid.min_km(lat, lng, ci + di, cj + dj) > worst:
                     continue
-                touched = True
-                for plat, plng, p in grid.cells.get((ci + di, cj + dj), ()):
+                for plat, plng, p in members:
                     if p.country != country:
                         continue
                     km = distance_km(lat, lng, plat, plng)
@@ -248,8 +270,6 @@ class PointIndex(Generic[L]):
                         del best[limit:]
                         if len(best) == limit:
                             worst = best[-1][0]
-            if not touched and ring > 1:
-                break  # every cell of this ring is out of reach, so every farther ring is too
         return [(p, km) for km, _, p in best]
 
 
