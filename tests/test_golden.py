@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -86,3 +87,21 @@ def test_answers_and_traces_match_the_recorded_ones() -> None:
         )
     kinds = {line.split()[1] for line in want}
     assert kinds == {"200", "400"}
+
+
+def test_an_answer_holds_for_its_whole_minute() -> None:
+    """What ``AnswerCache`` keys on: the first and the last microsecond of a UTC minute give the
+    same answer (every clock in a catalog is a whole local minute), across a week of minutes with
+    the cutoff minutes over-represented."""
+    catalog = parse_catalog(example_catalog_text())
+    rng = random.Random(7)
+    start = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    bodies = list(workload.varied(seed=21, count=3000))
+    for i, raw in enumerate(bodies):
+        if i % 3 == 0:  # around the local cutoffs (13:00-15:00 UTC is 14:00-16:00 in Stockholm)
+            minute = start + timedelta(days=rng.randrange(7), hours=12, minutes=rng.randrange(180))
+        else:
+            minute = start + timedelta(minutes=rng.randrange(7 * 24 * 60))
+        first = options_answer(catalog, raw, minute)[1]
+        last = options_answer(catalog, raw, minute + timedelta(seconds=59, microseconds=999_999))[1]
+        assert first == last, f"#{i} at {minute:%Y-%m-%d %H:%M} UTC"

@@ -23,6 +23,7 @@ from tms_server.runtime import Runtime
 from tms_server.web import keys, kss, ops
 from tms_server.web.errors import make_middleware
 from tms_server.web.metrics import Metrics
+from tms_server.web.options import AnswerCache
 from tms_server.web.protocol import use_json_errors
 
 log = logging.getLogger("tms_server.app")
@@ -52,6 +53,7 @@ def create_app(
     app[keys.CONFIG] = config
     app[keys.METRICS] = metrics
     app[keys.RUNTIME] = Runtime.create(config)
+    app[keys.ANSWERS] = AnswerCache(config.options_cache_mb * 1024 * 1024)
     app[keys.REUSE_PORT] = reuse_port
     target = dsn or config.database_url
     if not target:

@@ -59,6 +59,8 @@ class Config:
     idle_timeout: float = 30.0
     # Open client connections per process; 0: derived from the open-files limit (connection_cap).
     max_connections: int = 0
+    # Memory for recent /shippingoptions answers per process, in MiB (0: no cache); see AnswerCache.
+    options_cache_mb: int = 16
 
     def connection_cap(self) -> int:
         """``max_connections``, or what the open-files limit leaves: less 100 descriptors for the
@@ -204,6 +206,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TMS_NONCE_RETENTION": ("nonce_retention", lambda n, v: _int(n, v, 60, TEN_YEARS)),
     "TMS_IDLE_TIMEOUT": ("idle_timeout", lambda n, v: _float(n, v, 0.5, 86400)),
     "TMS_MAX_CONNECTIONS": ("max_connections", lambda n, v: _int(n, v, 0, 100_000)),
+    "TMS_OPTIONS_CACHE_MB": ("options_cache_mb", lambda n, v: _int(n, v, 0, 4096)),
 }
 
 

@@ -7,10 +7,12 @@ id (taken from ``X-Request-ID`` or made up) on the response and the request's lo
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -96,13 +98,31 @@ def _from_exception(exc: Exception, request: web.Request, rid: str) -> web.Respo
     return failure(500, f"internal error (request id {rid})")
 
 
+_process_prefix = secrets.token_hex(8)
+_sequence = itertools.count(1)
+
+
+def _new_process() -> None:
+    global _process_prefix, _sequence  # per-process state, renewed in a forked child
+    _process_prefix, _sequence = secrets.token_hex(8), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_process)
+
+
+def _new_request_id() -> str:
+    """32 hex characters, unique across processes: a random per-process half (renewed in forked
+    workers) and a counter (a uuid4 per request cost more than the rest of the middleware)."""
+    return f"{_process_prefix}{next(_sequence):016x}"
+
+
 def make_middleware(metrics: Metrics) -> Middleware:
     """The request middleware: request id, error mapping, metrics, one log line per request."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("X-Request-ID", "")
-        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = given if given and _REQUEST_ID.match(given) else _new_request_id()
         tokens = (logs.request_id.set(rid), logs.merchant.set(None), logs.session.set(None))
         start = time.perf_counter()
         metrics.started()

@@ -49,8 +49,11 @@ async def read_body(request: web.Request) -> bytes:
             415, f"Content-Encoding {coding[:40]!r} is not supported; send identity, gzip or deflate"
         )
     try:
-        async with asyncio.timeout(request.app[keys.CONFIG].idle_timeout):
+        if request.content.is_eof():  # the whole body came with the headers: nothing to wait for
             raw = await request.read()
+        else:
+            async with asyncio.timeout(request.app[keys.CONFIG].idle_timeout):
+                raw = await request.read()
     except TimeoutError:
         raise HttpError(408, "request body not received in time") from None
     except (RequestPayloadError, http_exceptions.HttpProcessingError):
@@ -129,16 +132,31 @@ async def post_shipping_options(request: web.Request) -> web.Response:
     merchant = await authorize(request)
     raw = await read_body(request)
     now = datetime.now(UTC)
-    req, answer = options.options_answer(merchant.catalog, raw, now)
+    catalog = merchant.catalog
+    answers = request.app[keys.ANSWERS]
+    explaining = log.isEnabledFor(logging.DEBUG)
+    minute = None
+    if catalog is not None and answers.max_bytes > 0 and not explaining:
+        minute = int(now.timestamp()) // 60
+        hit = answers.get(catalog, minute, raw)
+        metrics = request.app[keys.METRICS]
+        if hit is not None:
+            metrics.options_cache_hit.inc()
+            logs.session.set(hit[0])
+            return web.Response(body=hit[1], content_type="application/json")
+        metrics.options_cache_miss.inc()
+    req, answer = options.options_answer(catalog, raw, now)
     logs.session.set(req.session_id)
-    if merchant.catalog is None:
+    if catalog is None:
         log.warning("merchant has no catalog loaded; answering no options")
-    elif log.isEnabledFor(logging.DEBUG):
+    elif explaining:
         # The operator's "why": the same trace as `tms-admin catalog explain`, only at DEBUG level.
         log.debug(
             "options explained",
-            extra={"explain": format_explanation(explain(merchant.catalog, req, now=now, redact=True))},
+            extra={"explain": format_explanation(explain(catalog, req, now=now, redact=True))},
         )
+    if catalog is not None and minute is not None:
+        answers.put(catalog, minute, raw, req.session_id, answer)
     return web.Response(body=answer, content_type="application/json")
 
 

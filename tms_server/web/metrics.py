@@ -55,6 +55,11 @@ class Metrics:
         self.reservations = gauge(
             "tms_reservations", "Reservations by state (last sweep)", ("status",), "mostrecent"
         )
+        self.options_cache = Counter(
+            "tms_options_cache_lookups", "/shippingoptions answer cache look-ups", ["result"], registry=r
+        )
+        self.options_cache_hit = self.options_cache.labels("hit")
+        self.options_cache_miss = self.options_cache.labels("miss")
         self.sweeps = Counter("tms_sweep_runs", "Expiry/retention sweeps run", ["result"], registry=r)
         self.sweep_seconds = Histogram("tms_sweep_seconds", "Sweep duration", buckets=_BUCKETS, registry=r)
         self.swept = Counter(
@@ -65,6 +70,7 @@ class Metrics:
             "tms_db_up", "1 when the last database call succeeded (in every worker)", mode="livemin"
         )
         self.catalogs = gauge("tms_catalogs_loaded", "Merchants with a compiled catalog", mode="livemax")
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         # Requests being handled now (bodies still arriving included); shutdown drains it to zero.
         self.in_progress = 0
         self._in_progress = gauge(
@@ -86,9 +92,15 @@ class Metrics:
             self._in_progress.dec()
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
-        """Record one request."""
-        self.requests.labels(method, endpoint, str(status)).inc()
-        self.latency.labels(method, endpoint).observe(seconds)
+        """Record one request (the labelled children are looked up once per combination)."""
+        children = self._children.get((method, endpoint, status))
+        if children is None:
+            if len(self._children) > 4096:
+                self._children.clear()  # methods are free text from clients; stay bounded
+            children = (self.requests.labels(method, endpoint, str(status)), self.latency.labels(method, endpoint))
+            self._children[method, endpoint, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The text exposition format: this process's, or every worker's together."""

@@ -2,6 +2,14 @@
 
 ``options_answer`` is what the handler serves and what the golden test (``tests/test_golden.py``)
 pins byte for byte, so every speed-up here is checked against the recorded answers.
+
+``AnswerCache`` keeps recent answers: KSS sends the same body several times while a shopper moves
+through checkout. An answer depends on the compiled catalog (the merchant's served version, bound
+to the pickup-point networks and postal areas imported when it was compiled: a new version or a
+new import compiles a new object), the body's bytes (every fact the rules read, the session id
+included) and the clock to the minute: every clock the catalog knows is a local "HH:MM", so within
+one UTC minute the answer cannot change (``tests/test_golden.py`` checks the first and the last
+microsecond of minutes). Those three are the key, nothing else is.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import orjson
 from tms_server import wire
 from tms_server.catalog import Catalog, shipping_options
 
-__all__ = ["decode_json", "options_answer"]
+__all__ = ["AnswerCache", "decode_json", "options_answer"]
 
 _NO_OPTIONS = b'{"shipping_options":[]}'
 
@@ -43,3 +51,55 @@ def options_answer(
     if catalog is None:
         return req, _NO_OPTIONS
     return req, orjson.dumps({"shipping_options": shipping_options(catalog, req, now=now)})
+
+
+class AnswerCache:
+    """Recent answers keyed by (catalog object, UTC minute, body bytes), at most ``max_bytes`` of
+    bodies and answers together (plus a fixed overhead per entry).
+
+    Only the current minute's answers are kept: the first lookup of a new minute drops the rest.
+    When full, the oldest entry goes first. Entries hold their catalog, so an id is never reused
+    while cached; the identity check on a hit guards against a reloaded catalog."""
+
+    ENTRY_OVERHEAD = 400  # bytes: the dict slot, the tuple, two bytes objects' headers
+    LARGEST = 64 * 1024  # bodies or answers above this are not kept (1,000-line carts)
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.minute = -1
+        self.hits = self.misses = 0
+        self._entries: dict[tuple[int, bytes], tuple[Catalog, str, bytes]] = {}
+
+    def get(self, catalog: Catalog, minute: int, raw: bytes) -> tuple[str, bytes] | None:
+        """(session id, answer) when this body was answered in this minute with this catalog."""
+        if minute != self.minute:
+            self._entries.clear()
+            self.size, self.minute = 0, minute
+        hit = self._entries.get((id(catalog), raw))
+        if hit is None or hit[0] is not catalog:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return hit[1], hit[2]
+
+    def put(self, catalog: Catalog, minute: int, raw: bytes, session_id: str, answer: bytes) -> None:
+        """Keep one answer (ignored for another minute than the current one, or when too large)."""
+        if minute != self.minute or len(raw) > self.LARGEST or len(answer) > self.LARGEST:
+            return
+        cost = len(raw) + len(answer) + self.ENTRY_OVERHEAD
+        if cost > self.max_bytes:
+            return
+        key = (id(catalog), raw)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.size -= len(raw) + len(old[2]) + self.ENTRY_OVERHEAD
+        while self._entries and self.size + cost > self.max_bytes:
+            oldest = next(iter(self._entries))
+            gone = self._entries.pop(oldest)
+            self.size -= len(oldest[1]) + len(gone[2]) + self.ENTRY_OVERHEAD
+        self._entries[key] = (catalog, session_id, answer)
+        self.size += cost
+
+    def __len__(self) -> int:
+        return len(self._entries)
