@@ -139,9 +139,13 @@ def _lua_string(data: bytes) -> str:
 SEQ = b"@SEQ@"
 
 
-def wrk_script(headers: dict[str, str], bodies: Sequence[bytes], tag: str = "") -> str:
+def wrk_script(
+    headers: dict[str, str], bodies: Sequence[bytes], tag: str = "", per_pass: bool = False
+) -> str:
     """A wrk Lua script that POSTs ``bodies`` in turn; ``@SEQ@`` in a body becomes ``tag`` and a
-    request counter, so every request can carry a value never sent before (a session id)."""
+    request counter, so every request can carry a value never sent before (a session id), or with
+    ``per_pass`` the number of the pass through ``bodies``, so a body repeats within a pass as it was
+    generated and never across passes (no answer cache gets what the workload would not give it)."""
     hdrs = "".join(
         f"wrk.headers[ {_lua_string(k.encode())} ] = {_lua_string(v.encode())}\n" for k, v in headers.items()
     )
@@ -149,10 +153,11 @@ def wrk_script(headers: dict[str, str], bodies: Sequence[bytes], tag: str = "") 
     pre = ",\n".join(_lua_string(p[0]) for p in parts)
     post = ",\n".join(_lua_string(p[1]) for p in parts)
     seq = SEQ in bodies[0]
-    piece = f'pre[i] .. "{tag}" .. count .. post[i]' if seq else "pre[i]"
+    value = "math.floor((count - 1) / #pre)" if per_pass else "count"
+    piece = f'pre[i] .. "{tag}" .. {value} .. post[i]' if seq else "pre[i]"
     return (
         f'wrk.method = "POST"\n{hdrs}local pre = {{\n{pre}\n}}\nlocal post = {{\n{post}\n}}\n'
-        "local count = 0\nrequest = function()\n  count = count + 1\n  local i = count % #pre + 1\n"
+        "local count = 0\nrequest = function()\n  count = count + 1\n  local i = (count - 1) % #pre + 1\n"
         f"  return wrk.format(nil, nil, nil, {piece})\nend\n"
     )
 
@@ -166,11 +171,12 @@ def run_wrk(
     connections: int,
     duration: float,
     tag: str = "",
+    per_pass: bool = False,
 ) -> Result:
     """A saturating POST run with wrk, one thread (the load generator gets one core)."""
     with tempfile.TemporaryDirectory(prefix="tms-bench-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
-        script.write_text(wrk_script(headers, bodies, tag))
+        script.write_text(wrk_script(headers, bodies, tag, per_pass))
         secs = max(1, round(duration))
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{secs}s", "--timeout", "5s", "--latency", "-s", str(script), url],

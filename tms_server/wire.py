@@ -10,8 +10,8 @@ one ``WireError`` whose message names the field path, e.g.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Protocol
 
 import attrs
 from attrs import frozen
@@ -297,3 +297,94 @@ class AuthRequest:
 
     identifier: str = attrs.field(validator=[_non_empty, _max_len(256)])
     secret: AuthSecret
+
+
+# What the rule engine reads of a request. Both the attrs classes above and the fast decoder's
+# structs (``tms_server.fastwire``) have this shape, so the engine takes either.
+class DimensionsView(Protocol):
+    """``Dimensions``: millimetres."""
+
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def length(self) -> int | None: ...
+
+
+class LineAttributesView(Protocol):
+    """``LineAttributes``: weight in grams."""
+
+    @property
+    def weight(self) -> int | None: ...
+    @property
+    def dimensions(self) -> DimensionsView | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+
+
+class LineView(Protocol):
+    """``OrderLine``: amounts in minor units."""
+
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def unit_price(self) -> int | None: ...
+    @property
+    def total_price_including_tax(self) -> int | None: ...
+    @property
+    def total_discount_amount(self) -> int | None: ...
+    @property
+    def attributes(self) -> LineAttributesView | None: ...
+    @property
+    def physical(self) -> bool: ...
+
+
+class OrderView(Protocol):
+    """``Order``: the cart."""
+
+    @property
+    def total_amount(self) -> int: ...
+    @property
+    def total_weight(self) -> int | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def lines(self) -> Sequence[LineView]: ...
+
+
+class RecipientView(Protocol):
+    """``Recipient``: what rules look at."""
+
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def postal_code(self) -> str | None: ...
+    @property
+    def customer_type(self) -> str | None: ...
+
+
+class SenderView(Protocol):
+    """``Sender``."""
+
+    @property
+    def sender_id(self) -> str | None: ...
+
+
+class RequestView(Protocol):
+    """A ``/shippingoptions`` or ``/shipment`` body as the rule engine reads it."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def locale(self) -> str | None: ...
+    @property
+    def order(self) -> OrderView: ...
+    @property
+    def recipient(self) -> RecipientView | None: ...
+    @property
+    def sender(self) -> SenderView | None: ...

@@ -77,7 +77,7 @@ class Facts:
 
 
 def facts_of(
-    req: wire.ShippingOptionsRequest | wire.ShipmentRequest,
+    req: wire.RequestView,
     *,
     now: datetime,
     tz: str,
@@ -122,7 +122,7 @@ def facts_of(
     )
 
 
-def _unit(line: wire.OrderLine) -> Unit | None:
+def _unit(line: wire.LineView) -> Unit | None:
     """The line's unit size, largest side first; a side not given counts as 0, so a partly known
     size is a lower bound (two 5 m sides never fit a locker) and its volume is 0 (unknown)."""
     d = line.attributes.dimensions if line.attributes else None
@@ -132,7 +132,7 @@ def _unit(line: wire.OrderLine) -> Unit | None:
     return Unit((big, mid, small), line.quantity)
 
 
-def _order_total(order: wire.Order, excludes: OrderTotalExcludes | None) -> int:
+def _order_total(order: wire.OrderView, excludes: OrderTotalExcludes | None) -> int:
     """``order.total_amount`` less the excluded lines' totals (never below zero)."""
     if excludes is None or not (excludes.line_types or excludes.line_tags):
         return order.total_amount
@@ -140,7 +140,7 @@ def _order_total(order: wire.Order, excludes: OrderTotalExcludes | None) -> int:
     return max(0, order.total_amount - left_out)
 
 
-def _line_total(line: wire.OrderLine) -> int:
+def _line_total(line: wire.LineView) -> int:
     if line.total_price_including_tax is not None:
         return line.total_price_including_tax
     return (line.unit_price or 0) * line.quantity - (line.total_discount_amount or 0)

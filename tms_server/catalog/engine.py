@@ -37,7 +37,7 @@ from tms_server.geo import inside
 
 __all__ = ["Kind", "Outcome", "evaluate_options", "option_dict", "request_facts", "shipping_options"]
 
-Request = wire.ShippingOptionsRequest | wire.ShipmentRequest
+Request = wire.RequestView
 
 
 class Kind(StrEnum):
@@ -213,9 +213,7 @@ def offered_dicts(outcomes: Sequence[Outcome], facts: Facts) -> list[dict[str, A
     return [option_dict(o, facts) for o in outcomes if o.offered]
 
 
-def shipping_options(
-    catalog: Catalog, req: wire.ShippingOptionsRequest, *, now: datetime
-) -> list[dict[str, Any]]:
+def shipping_options(catalog: Catalog, req: wire.RequestView, *, now: datetime) -> list[dict[str, Any]]:
     """The KSS shipping options for ``req`` at ``now``, in display order."""
     facts, outcomes = evaluate_options(catalog, req, now)
     return offered_dicts(outcomes, facts)

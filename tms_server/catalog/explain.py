@@ -94,7 +94,7 @@ def _notes(
 
 def explain(
     catalog: Catalog,
-    req: wire.ShippingOptionsRequest | wire.ShipmentRequest,
+    req: wire.RequestView,
     *,
     now: datetime,
     redact: bool = False,

@@ -107,7 +107,7 @@ class OrderTotalExcludes:
     line_types: frozenset[str] = frozenset()
     line_tags: frozenset[str] = frozenset()
 
-    def leaves_out(self, line: wire.OrderLine) -> bool:
+    def leaves_out(self, line: wire.LineView) -> bool:
         """Whether ``line`` is left out."""
         if line.type is not None and line.type in self.line_types:
             return True

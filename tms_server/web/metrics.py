@@ -97,7 +97,10 @@ class Metrics:
         if children is None:
             if len(self._children) > 4096:
                 self._children.clear()  # methods are free text from clients; stay bounded
-            children = (self.requests.labels(method, endpoint, str(status)), self.latency.labels(method, endpoint))
+            children = (
+                self.requests.labels(method, endpoint, str(status)),
+                self.latency.labels(method, endpoint),
+            )
             self._children[method, endpoint, status] = children
         children[0].inc()
         children[1].observe(seconds)

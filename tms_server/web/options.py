@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from tms_server import wire
+from tms_server import fastwire, wire
 from tms_server.catalog import Catalog, shipping_options
 
 __all__ = ["AnswerCache", "decode_json", "options_answer"]
@@ -40,14 +40,14 @@ def decode_json(raw: bytes) -> Any:
     return payload
 
 
-def options_answer(
-    catalog: Catalog | None, raw: bytes, now: datetime
-) -> tuple[wire.ShippingOptionsRequest, bytes]:
+def options_answer(catalog: Catalog | None, raw: bytes, now: datetime) -> tuple[wire.RequestView, bytes]:
     """(the parsed request, the answer's JSON bytes) for one ``/shippingoptions`` body at ``now`` (UTC).
 
     A merchant without a catalog gets no options. Raises ``WireError`` naming the field for a body
     that is not a valid KSS request (``PROTOCOL.md``: 400 with ``failure_reason``)."""
-    req = wire.parse(decode_json(raw), wire.ShippingOptionsRequest)
+    req: wire.RequestView | None = fastwire.decode(raw)
+    if req is None:  # not for the fast decoder: the strict parser accepts it or names the field
+        req = wire.parse(decode_json(raw), wire.ShippingOptionsRequest)
     if catalog is None:
         return req, _NO_OPTIONS
     return req, orjson.dumps({"shipping_options": shipping_options(catalog, req, now=now)})
