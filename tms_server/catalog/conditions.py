@@ -18,7 +18,7 @@ from attrs import frozen
 from tms_server import postal, wire
 from tms_server.catalog.model import WEEKDAYS, Conditions, OrderTotalExcludes, PostalPattern
 
-__all__ = ["TIMING", "Facts", "Failure", "Unit", "evaluate", "facts_of"]
+__all__ = ["TIMING", "Facts", "Failure", "Unit", "evaluate", "facts_of", "group_holds", "holds"]
 
 # Conditions on the clock: an option hidden only by these has passed its cutoff.
 TIMING: Final = frozenset({"weekdays", "local_time"})
@@ -295,7 +295,7 @@ def check_group(
     group: Conditions, facts: Facts, path: str, *, skip: frozenset[str] = frozenset()
 ) -> Failure | None:
     """The first condition of ``group`` that fails (unknown passes), or None when all hold."""
-    for key, check, rule in _active(group):
+    for key, check, _test, rule in _active(group):
         if key in skip:
             continue
         ok, text = check(rule, facts)
@@ -304,10 +304,81 @@ def check_group(
     return None
 
 
-_ACTIVE: dict[int, tuple[Conditions, tuple[tuple[str, Callable[[Any, Facts], Answer], Any], ...]]] = {}
+# The same answers as _CHECKS without the sentences, for the answer path (tests/test_conditions_fast.py
+# and the golden test hold the two together).
+def _in_fast(value: str | None, allowed: frozenset[str]) -> bool | None:
+    return None if value is None else value in allowed
 
 
-def _active(group: Conditions) -> tuple[tuple[str, Callable[[Any, Facts], Answer], Any], ...]:
+def _postal_fast(patterns: Mapping[str, tuple[PostalPattern, ...]], f: Facts, negate: bool) -> bool | None:
+    if f.country is not None and f.country not in patterns:
+        return True
+    code = f.compact_postal
+    if f.country is None or code is None:
+        return None
+    hit = any(p.matches(code) for p in patterns[f.country])
+    return not hit if negate else hit
+
+
+def _dims_fast(f: Facts, limit: tuple[int, int, int]) -> bool:
+    a, b, c = limit
+    volume = 0
+    for u in f.units:
+        x, y, z = u.dims
+        if x > a or y > b or z > c:
+            return False
+        volume += x * y * z * u.quantity
+    return volume <= a * b * c
+
+
+def _bound_fast(value: int | None, low: int | None, high: int | None) -> bool:
+    return value is None or ((low is None or value >= low) and (high is None or value <= high))
+
+
+_FAST: Final[dict[str, Callable[[Any, Facts], bool | None]]] = {
+    "currencies": lambda v, f: _in_fast(f.currency, v),
+    "countries": lambda v, f: _in_fast(f.country, v),
+    "postal_codes": lambda v, f: _postal_fast(v, f, negate=False),
+    "not_postal_codes": lambda v, f: _postal_fast(v, f, negate=True),
+    "customer_types": lambda v, f: _in_fast(f.customer_type, v),
+    "senders": lambda v, f: _in_fast(f.sender_id, v),
+    "total_weight_min": lambda v, f: _bound_fast(f.total_weight, v, None),
+    "total_weight_max": lambda v, f: _bound_fast(f.total_weight, None, v),
+    "physical_goods": lambda v, f: None if f.physical is None else f.physical == v,
+    "parcel_weight_max": lambda v, f: f.total_weight is None or f.total_weight <= v,
+    "line_weight_max": lambda v, f: not f.line_weights or max(f.line_weights) <= v,
+    "parcel_dimensions_max": lambda v, f: _dims_fast(f, v),
+    "unknown_dimensions": lambda v, f: not f.unknown_dimensions or v == "allow",
+    "order_total_min": lambda v, f: f.order_total >= v,
+    "order_total_max": lambda v, f: f.order_total <= v,
+    "order_tags": lambda v, f: not f.order_tags.isdisjoint(v),
+    "not_order_tags": lambda v, f: f.order_tags.isdisjoint(v),
+    "line_tags": lambda v, f: not f.line_tags.isdisjoint(v),
+    "not_line_tags": lambda v, f: f.line_tags.isdisjoint(v),
+    "weekdays": lambda v, f: f.weekday in v,
+    "local_time": lambda v, f: v.contains(f.clock),
+}
+
+
+def group_holds(group: Conditions, facts: Facts, skip: frozenset[str] = frozenset()) -> bool:
+    """Whether no condition of ``group`` fails (unknown passes): ``check_group`` without sentences."""
+    if skip:
+        return all(
+            test(rule, facts) is not False for key, _c, test, rule in _active(group) if key not in skip
+        )
+    return all(test(rule, facts) is not False for _k, _c, test, rule in _active(group))
+
+
+def holds(groups: tuple[Conditions, ...], facts: Facts, *, skip: frozenset[str] = frozenset()) -> bool:
+    """OR over AND-groups, as ``evaluate`` decides it, without building the failures."""
+    return not groups or any(group_holds(g, facts, skip) for g in groups)
+
+
+_Active = tuple[tuple[str, Callable[[Any, Facts], Answer], Callable[[Any, Facts], bool | None], Any], ...]
+_ACTIVE: dict[int, tuple[Conditions, _Active]] = {}
+
+
+def _active(group: Conditions) -> _Active:
     """The group's set conditions in check order, computed once per compiled group (the entry
     keeps the group alive, so its id is never reused while cached)."""
     hit = _ACTIVE.get(id(group))
@@ -316,7 +387,9 @@ def _active(group: Conditions) -> tuple[tuple[str, Callable[[Any, Facts], Answer
     if len(_ACTIVE) > 65536:
         _ACTIVE.clear()  # catalogs come and go with loads; stay bounded
     active = tuple(
-        (key, check, getattr(group, key)) for key, check in _CHECKS if getattr(group, key) is not None
+        (key, check, _FAST[key], getattr(group, key))
+        for key, check in _CHECKS
+        if getattr(group, key) is not None
     )
     _ACTIVE[id(group)] = (group, active)
     return active

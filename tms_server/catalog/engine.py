@@ -21,7 +21,7 @@ import attrs
 from attrs import frozen
 
 from tms_server import wire
-from tms_server.catalog.conditions import TIMING, Facts, evaluate, facts_of
+from tms_server.catalog.conditions import TIMING, Facts, evaluate, facts_of, holds
 from tms_server.catalog.logistics import (
     Nearby,
     Slot,
@@ -80,31 +80,49 @@ def request_facts(catalog: Catalog, req: Request, now: datetime) -> Facts:
     return facts_of(req, now=now, tz=tz, excludes=catalog.order_total_excludes)
 
 
-def _judge(catalog: Catalog, option: Option, facts: Facts, now: datetime) -> Outcome:
+def _judge(
+    catalog: Catalog, option: Option, facts: Facts, now: datetime, *, explained: bool = True
+) -> Outcome | None:
+    """The option's outcome; with ``explained`` False (the answer path) a hidden option is None and
+    no sentence is built."""
     table = option.prices.get(facts.currency)
     if table is None:
-        return Outcome(option, False, Kind.CURRENCY, f"price: no price in {facts.currency}")
-    holds, failures = evaluate(option.when, facts, "when")
-    if not holds:
-        timing_only = evaluate(option.when, facts, "when", skip=TIMING)[0]
-        return Outcome(
-            option, False, Kind.TIMING if timing_only else Kind.CONDITION, "; ".join(map(str, failures))
+        return (
+            Outcome(option, False, Kind.CURRENCY, f"price: no price in {facts.currency}")
+            if explained
+            else None
         )
+    if not explained:
+        if not holds(option.when, facts):
+            return None
+    else:
+        ok, failures = evaluate(option.when, facts, "when")
+        if not ok:
+            timing_only = holds(option.when, facts, skip=TIMING)
+            return Outcome(
+                option, False, Kind.TIMING if timing_only else Kind.CONDITION, "; ".join(map(str, failures))
+            )
     nearby = pickup_points(catalog, option, facts)
     points = nearby.points
     if option.locations is not None and not facts.preview and not points:
+        if not explained:
+            return None
         return Outcome(
             option, False, Kind.NO_PICKUP_POINT, f"{Kind.NO_PICKUP_POINT}: {nearby.note}", nearby=nearby
         )
     slots = tuple(s for s in timeslots(catalog, option, facts, now) if s.cutoff > now)
     if option.timeslots is not None and not slots:
+        if not explained:
+            return None
         return Outcome(
             option,
             False,
             Kind.NO_TIMESLOT,
             f"timeslots: no slot in the next {option.timeslots.days} delivery days can still be reached",
         )
-    price, area = _with_area(catalog, option, facts, price_of(table, facts, facts.currency))
+    price, area = _with_area(
+        catalog, option, facts, price_of(table, facts, facts.currency, explained=explained)
+    )
     promise = delivery_time(catalog, option, facts, now, first_slot=slots[0] if slots else None)
     own = {p.id: delivery_time(catalog, option, facts, now, p) for p in points if p.lead_days is not None}
     return Outcome(
@@ -126,7 +144,11 @@ def _with_area(
     if where is None or not inside(where.lat, where.lng, area.boundary):
         return price, None
     amount = option.prices[facts.currency].area
-    lines = (*price.lines[:-1], f"+ {amount} area {area.type}", f"= {price.amount + amount} {facts.currency}")
+    lines = price.lines and (
+        *price.lines[:-1],
+        f"+ {amount} area {area.type}",
+        f"= {price.amount + amount} {facts.currency}",
+    )
     shape = [{"lat": lat, "lng": lng} for lat, lng in area.boundary]
     return Price(price.amount + amount, lines, price.free_above), {
         "boundary": shape,
@@ -143,7 +165,7 @@ def _sort_key(outcome: Outcome) -> tuple[bool, int, int, str]:
 def evaluate_options(catalog: Catalog, req: Request, now: datetime) -> tuple[Facts, list[Outcome]]:
     """Every option's outcome: offered ones first in display order, then the hidden ones in catalog order."""
     facts = request_facts(catalog, req, now)
-    outcomes = [_judge(catalog, option, facts, now) for option in catalog.options]
+    outcomes = [o for option in catalog.options if (o := _judge(catalog, option, facts, now)) is not None]
     regular_offered = any(o.offered and not o.option.fallback for o in outcomes)
     if regular_offered:
         outcomes = [
@@ -214,6 +236,11 @@ def offered_dicts(outcomes: Sequence[Outcome], facts: Facts) -> list[dict[str, A
 
 
 def shipping_options(catalog: Catalog, req: wire.RequestView, *, now: datetime) -> list[dict[str, Any]]:
-    """The KSS shipping options for ``req`` at ``now``, in display order."""
-    facts, outcomes = evaluate_options(catalog, req, now)
-    return offered_dicts(outcomes, facts)
+    """The KSS shipping options for ``req`` at ``now``, in display order: ``evaluate_options``'s
+    offered ones, computed without the reasons and price steps only the trace shows."""
+    facts = request_facts(catalog, req, now)
+    offered = [o for option in catalog.options if (o := _judge(catalog, option, facts, now, explained=False))]
+    if any(not o.option.fallback for o in offered):
+        offered = [o for o in offered if not o.option.fallback]
+    offered.sort(key=_sort_key)
+    return [option_dict(o, facts) for o in offered]

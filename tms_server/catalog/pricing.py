@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from tms_server.catalog.conditions import Facts, check_group
+from tms_server.catalog.conditions import Facts, group_holds
 from tms_server.catalog.model import Bracket, PriceTable
 
 __all__ = ["Price", "price_of"]
@@ -26,7 +26,7 @@ __all__ = ["Price", "price_of"]
 
 @frozen
 class Price:
-    """An option's price and the steps that made it."""
+    """An option's price (minor units) and the steps that made it (empty when not asked for)."""
 
     amount: int
     lines: tuple[str, ...]
@@ -40,25 +40,31 @@ def _bracket(brackets: tuple[Bracket, ...], value: int | None) -> Bracket | None
     return reached[-1] if reached else None
 
 
-def price_of(table: PriceTable, facts: Facts, currency: str) -> Price:
-    """Apply the pricing order above."""
+def price_of(table: PriceTable, facts: Facts, currency: str, *, explained: bool = True) -> Price:
+    """Apply the pricing order above; ``explained`` False leaves ``lines`` empty (the answer path)."""
     amount = table.base
-    lines = [f"base {amount} {currency}"]
+    lines = [f"base {amount} {currency}"] if explained else None
     weight = _bracket(table.weight, facts.total_weight)
     if weight is not None:
         amount = weight.price
-        lines.append(f"weight {facts.total_weight} g >= {weight.start} g: {amount}")
+        if lines is not None:
+            lines.append(f"weight {facts.total_weight} g >= {weight.start} g: {amount}")
     total = _bracket(table.order_total, facts.order_total)
     if total is not None:
         amount = total.price
-        lines.append(f"order total {facts.order_total} >= {total.start}: {amount}")
-    for i, surcharge in enumerate(table.surcharges):
-        if check_group(surcharge.when, facts, f"surcharges[{i}]") is None and _known(surcharge.when, facts):
+        if lines is not None:
+            lines.append(f"order total {facts.order_total} >= {total.start}: {amount}")
+    for surcharge in table.surcharges:
+        if group_holds(surcharge.when, facts) and _known(surcharge.when, facts):
             amount += surcharge.amount
-            lines.append(f"+ {surcharge.amount} {surcharge.name}")
+            if lines is not None:
+                lines.append(f"+ {surcharge.amount} {surcharge.name}")
     if table.free_above is not None and facts.order_total >= table.free_above:
         amount = 0
-        lines.append(f"order total {facts.order_total} >= free_above {table.free_above}: free")
+        if lines is not None:
+            lines.append(f"order total {facts.order_total} >= free_above {table.free_above}: free")
+    if lines is None:
+        return Price(amount, (), table.free_above)
     lines.append(f"= {amount} {currency}")
     return Price(amount, tuple(lines), table.free_above)
 
