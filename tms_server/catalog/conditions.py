@@ -66,14 +66,11 @@ class Facts:
     sender_id: str | None = None
     unknown_dimensions: int = 0
     physical: bool | None = None
+    compact_postal: str | None = None  # ``postal_code`` without spaces or dashes (``postal.compact``)
 
     @property
     def preview(self) -> bool:
         return self.country is None or self.postal_code is None
-
-    @property
-    def compact_postal(self) -> str | None:
-        return None if self.postal_code is None else postal.compact(self.postal_code)
 
 
 def facts_of(
@@ -100,6 +97,7 @@ def facts_of(
     country = recipient.country.upper() if recipient and recipient.country else None
     code = recipient.postal_code if recipient else None
     local = now.astimezone(ZoneInfo(tz))
+    normal = postal.normalise(country, code) if country and code else None
     return Facts(
         currency=req.currency,
         order_total=_order_total(req.order, excludes),
@@ -111,7 +109,7 @@ def facts_of(
         weekday=local.weekday(),
         clock=local.time().replace(tzinfo=None),
         country=country,
-        postal_code=postal.normalise(country, code) if country and code else None,
+        postal_code=normal,
         customer_type=recipient.customer_type if recipient else None,
         sender_id=req.sender.sender_id if req.sender else None,
         # A size with a side missing is a lower bound for the fit test but unknown for the volume.
@@ -119,6 +117,7 @@ def facts_of(
             1 for line, u in zip(goods, sizes, strict=True) if line.quantity and (u is None or not u.volume)
         ),
         physical=any(line.quantity for line in goods) if lines else None,
+        compact_postal=None if normal is None else postal.compact(normal),
     )
 
 
