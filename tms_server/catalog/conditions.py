@@ -361,16 +361,20 @@ _FAST: Final[dict[str, Callable[[Any, Facts], bool | None]]] = {
 
 def group_holds(group: Conditions, facts: Facts, skip: frozenset[str] = frozenset()) -> bool:
     """Whether no condition of ``group`` fails (unknown passes): ``check_group`` without sentences."""
-    if skip:
-        return all(
-            test(rule, facts) is not False for key, _c, test, rule in _active(group) if key not in skip
-        )
-    return all(test(rule, facts) is not False for _k, _c, test, rule in _active(group))
+    for key, _check, test, rule in _active(group):
+        if test(rule, facts) is False and key not in skip:
+            return False
+    return True
 
 
 def holds(groups: tuple[Conditions, ...], facts: Facts, *, skip: frozenset[str] = frozenset()) -> bool:
     """OR over AND-groups, as ``evaluate`` decides it, without building the failures."""
-    return not groups or any(group_holds(g, facts, skip) for g in groups)
+    if not groups:
+        return True
+    for group in groups:
+        if group_holds(group, facts, skip):
+            return True
+    return False
 
 
 _Active = tuple[tuple[str, Callable[[Any, Facts], Answer], Callable[[Any, Facts], bool | None], Any], ...]
