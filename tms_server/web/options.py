@@ -14,6 +14,7 @@ microsecond of minutes). Those three are the key, nothing else is.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -69,7 +70,9 @@ class AnswerCache:
         self.size = 0
         self.minute = -1
         self.hits = self.misses = 0
-        self._entries: dict[tuple[int, bytes], tuple[Catalog, str, bytes]] = {}
+        # Ordered by insertion; OrderedDict because a plain dict's first item is found by scanning
+        # past every slot deleted before it, which made eviction quadratic.
+        self._entries: OrderedDict[tuple[int, bytes], tuple[Catalog, str, bytes]] = OrderedDict()
 
     def get(self, catalog: Catalog, minute: int, raw: bytes) -> tuple[str, bytes] | None:
         """(session id, answer) when this body was answered in this minute with this catalog."""
@@ -95,8 +98,7 @@ class AnswerCache:
         if old is not None:
             self.size -= len(raw) + len(old[2]) + self.ENTRY_OVERHEAD
         while self._entries and self.size + cost > self.max_bytes:
-            oldest = next(iter(self._entries))
-            gone = self._entries.pop(oldest)
+            oldest, gone = self._entries.popitem(last=False)
             self.size -= len(oldest[1]) + len(gone[2]) + self.ENTRY_OVERHEAD
         self._entries[key] = (catalog, session_id, answer)
         self.size += cost
