@@ -196,6 +196,30 @@ def test_grid_index_matches_brute_force_on_20000_points(
     assert got == expected
 
 
+SPARSE = _network(300, 8)
+SPARSE_INDEX = PointIndex(SPARSE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lat=st.floats(54.0, 70.0),
+    lng=st.floats(9.0, 26.0),
+    limit=st.integers(1, 12),
+    reach=st.integers(1, 100),
+)
+def test_a_sparse_network_matches_brute_force(lat: float, lng: float, limit: int, reach: int) -> None:
+    """With few points in reach the index measures them all instead of walking empty cells: same
+    answers as sorting every point by distance."""
+    expected = sorted(
+        (distance_km(lat, lng, p.lat, p.lng), p.id)
+        for p in SPARSE
+        if p.lat is not None and p.lng is not None and p.country == "SE"
+    )
+    expected = [(km, pid) for km, pid in expected if km <= reach][:limit]
+    got = [(km, p.id) for p, km in SPARSE_INDEX.nearest(lat, lng, country="SE", limit=limit, max_km=reach)]
+    assert got == expected
+
+
 def test_imported_codes_stand_for_the_longer_codes_under_them() -> None:
     """GeoNames lists NL's 4 digits and GB's outward codes: "1012 AB" is placed by "1012", "SW1A 1AA"
     by "SW1A", and a US ZIP+4 by its ZIP."""

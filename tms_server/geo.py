@@ -163,6 +163,8 @@ _COARSE: Final = (0.5, 1.0)
 _FINE_UP_TO_KM: Final = 100.0
 # Answers of ``PointIndex.nearest`` kept per index; positions come from postal areas, so they repeat.
 NEAREST_CACHE_SIZE: Final = 8192
+# Up to this many candidates within reach, measuring each beats walking the fine grid's cells.
+FEW_POINTS: Final = 64
 
 
 class _Grid(Generic[L]):
@@ -238,9 +240,35 @@ class PointIndex(Generic[L]):
         self._recent[key] = tuple(found)
         return found
 
+    def _few_within(self, lat: float, lng: float, max_km: float) -> list[tuple[float, float, L]] | None:
+        """Every point in the coarse cells that reach within ``max_km`` of (lat, lng), when they
+        hold at most ``FEW_POINTS``; else None (the fine grid's ring walk is cheaper then)."""
+        grid = self._coarse
+        ci, cj = grid.cell(lat, lng)
+        rows = math.ceil(max_km / _KM_PER_DEGREE / grid.dlat) + 1
+        cos_far = max(math.cos(math.radians(min(89.99, abs(lat) + max_km / _KM_PER_DEGREE))), 1e-6)
+        cols = min(math.ceil(max_km / (_KM_PER_DEGREE * cos_far) / grid.dlng) + 1, math.ceil(360 / grid.dlng))
+        out: list[tuple[float, float, L]] = []
+        for di in range(-rows, rows + 1):
+            for dj in range(-cols, cols + 1):
+                members = grid.cells.get((ci + di, cj + dj))
+                if members and grid.min_km(lat, lng, ci + di, cj + dj) <= max_km:
+                    out.extend(members)
+                    if len(out) > FEW_POINTS:
+                        return None
+        return out
+
     def _search(
         self, lat: float, lng: float, country: str, limit: int, max_km: float
     ) -> list[tuple[L, float]]:
+        few = self._few_within(lat, lng, max_km)
+        if few is not None:  # the countryside: measure the handful of candidates, walk no empty cells
+            found = sorted(
+                (km, p.id, p)
+                for plat, plng, p in few
+                if p.country == country and (km := distance_km(lat, lng, plat, plng)) <= max_km
+            )
+            return [(p, km) for km, _, p in found[:limit]]
         grid = self._fine if max_km <= _FINE_UP_TO_KM else self._coarse
         cells = grid.cells
         best: list[tuple[float, str, L]] = []  # kept sorted, at most ``limit`` long
