@@ -1,7 +1,8 @@
 """Baselines for scripts/bench, each run in its own process so it can get the server's core.
 
-``bench_baseline.py http PORT BODY_FILE [WORKERS]``: a bare aiohttp server answering
-POST /shippingoptions with fixed bytes (the ceiling for the options scenario).
+``bench_baseline.py http PORT ANSWERS_DIR [WORKERS]``: a bare aiohttp server answering
+POST /shippingoptions/NAME with the fixed bytes of ANSWERS_DIR/NAME.json, and POST /shippingoptions
+with fixed.json (the ceiling for the options workloads: one request, one body read, one answer).
 
 ``bench_baseline.py upserts DSN SECONDS CONNECTIONS POOL``: raw asyncpg upserts of a row the server
 stored, with fresh session ids, into a copy of the shipments table; prints the result as JSON.
@@ -25,31 +26,34 @@ COLUMNS = ("merchant_id", "session_id", "option_id", "carrier", "carrier_product
            "recipient", "price", "currency")  # fmt: skip
 
 
-def serve(sock: socket.socket, body: bytes) -> None:
+def serve(sock: socket.socket, answers: dict[str, bytes]) -> None:
     """One process of the bare aiohttp baseline."""
 
     async def handler(request: web.Request) -> web.Response:
         await request.read()
-        return web.Response(body=body, content_type="application/json")
+        return web.Response(
+            body=answers[request.match_info.get("name", "fixed")], content_type="application/json"
+        )
 
     app = web.Application()
     app.router.add_post("/shippingoptions", handler)
+    app.router.add_post("/shippingoptions/{name}", handler)
     app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
     web.run_app(app, sock=sock, print=None, access_log=None)
 
 
-def http(port: int, body_file: str, workers: int) -> None:
-    body = Path(body_file).read_bytes()
+def http(port: int, answers_dir: str, workers: int) -> None:
+    answers = {f.stem: f.read_bytes() for f in Path(answers_dir).glob("*.json")}
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     procs = [
-        multiprocessing.Process(target=serve, args=(sock, body), daemon=True) for _ in range(workers - 1)
+        multiprocessing.Process(target=serve, args=(sock, answers), daemon=True) for _ in range(workers - 1)
     ]
     for p in procs:
         p.start()
-    serve(sock, body)
+    serve(sock, answers)
 
 
 async def upserts(dsn: str, seconds: float, connections: int, pool_size: int) -> dict[str, float]:

@@ -61,7 +61,7 @@ def _per_request_us(catalog: Catalog, bodies: list[bytes], repeat: int = 1) -> f
 
 def _se_bodies(count: int, seed: int, codes: list[str] | None = None) -> list[bytes]:
     rng = random.Random(seed)
-    out = []
+    out: list[bytes] = []
     while len(out) < count:
         body = workload.shipping_options_body(rng)
         if body["recipient"]["country"] != "SE" or "postal_code" not in body["recipient"]:

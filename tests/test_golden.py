@@ -21,6 +21,7 @@ import orjson
 
 from tms_server import wire, workload
 from tms_server.catalog import example_catalog_text, explain, format_explanation, parse_catalog
+from tms_server.catalog.engine import evaluate_option, evaluate_options
 from tms_server.web.options import options_answer
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "shippingoptions.txt"
@@ -105,3 +106,17 @@ def test_an_answer_holds_for_its_whole_minute() -> None:
         first = options_answer(catalog, raw, minute)[1]
         last = options_answer(catalog, raw, minute + timedelta(seconds=59, microseconds=999_999))[1]
         assert first == last, f"#{i} at {minute:%Y-%m-%d %H:%M} UTC"
+
+
+def test_one_option_is_judged_as_among_all() -> None:
+    """``evaluate_option`` (reservations check one option) decides as ``evaluate_options`` does for
+    every option of the catalog, the fallback's hiding included."""
+    catalog = parse_catalog(example_catalog_text())
+    for i, raw in enumerate(workload.varied(seed=22, count=1500)):
+        now = CLOCKS[i % len(CLOCKS)]
+        req = wire.parse(orjson.loads(raw), wire.ShippingOptionsRequest)
+        _facts, outcomes = evaluate_options(catalog, req, now)
+        for expected in outcomes:
+            got = evaluate_option(catalog, req, expected.option.id, now)[1]
+            assert got == expected, f"#{i} {expected.option.id}"
+    assert evaluate_option(catalog, req, "no-such-option", now)[1] is None

@@ -35,7 +35,15 @@ from tms_server.catalog.model import Catalog, Location, Option
 from tms_server.catalog.pricing import Price, price_of
 from tms_server.geo import inside
 
-__all__ = ["Kind", "Outcome", "evaluate_options", "option_dict", "request_facts", "shipping_options"]
+__all__ = [
+    "Kind",
+    "Outcome",
+    "evaluate_option",
+    "evaluate_options",
+    "option_dict",
+    "request_facts",
+    "shipping_options",
+]
 
 Request = wire.RequestView
 
@@ -176,6 +184,29 @@ def evaluate_options(catalog: Catalog, req: Request, now: datetime) -> tuple[Fac
         ]
     offered = sorted((o for o in outcomes if o.offered), key=_sort_key)
     return facts, offered + [o for o in outcomes if not o.offered]
+
+
+def evaluate_option(
+    catalog: Catalog, req: Request, option_id: str, now: datetime
+) -> tuple[Facts, Outcome | None]:
+    """``evaluate_options``'s outcome for the one option ``option_id`` (None when the catalog has no
+    such option): the others are judged only when it is an offered fallback, to hide it as a
+    fallback when a regular option is offered."""
+    facts = request_facts(catalog, req, now)
+    option = catalog.option(option_id)
+    if option is None:
+        return facts, None
+    outcome = _judge(catalog, option, facts, now)
+    assert outcome is not None  # explained: never None
+    if (
+        outcome.offered
+        and option.fallback
+        and any(not o.fallback and _judge(catalog, o, facts, now, explained=False) for o in catalog.options)
+    ):
+        outcome = attrs.evolve(
+            outcome, offered=False, kind=Kind.FALLBACK, reason="fallback: other options are offered"
+        )
+    return facts, outcome
 
 
 def _addons(outcome: Outcome, currency: str) -> list[dict[str, Any]]:

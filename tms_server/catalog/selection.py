@@ -19,7 +19,7 @@ from attrs import frozen
 
 from tms_server import postal, wire
 from tms_server.catalog.conditions import Facts
-from tms_server.catalog.engine import Kind, Outcome, evaluate_options, option_dict
+from tms_server.catalog.engine import Kind, Outcome, evaluate_option, option_dict
 from tms_server.catalog.logistics import SLOT_ID, Slot, location_dict, timeslots
 from tms_server.catalog.model import Addon, Catalog, Option
 
@@ -73,8 +73,7 @@ def _check_address(catalog: Catalog, req: wire.ShipmentRequest) -> None:
 
 def _offered(catalog: Catalog, req: wire.ShipmentRequest, now: datetime) -> tuple[Outcome, Facts]:
     selected = req.selected_shipping_option
-    facts, outcomes = evaluate_options(catalog, req, now)
-    outcome = next((o for o in outcomes if o.option.id == selected.id), None)
+    facts, outcome = evaluate_option(catalog, req, selected.id, now)
     if outcome is None:
         raise SelectionError(
             NOT_AVAILABLE, f"option {selected.id!r} is not in catalog {catalog.version_label}"
