@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tms_server import fastwire, wire, workload
+from tms_server.reservations.record import StoredRequest, to_json
 from tms_server.web.options import decode_json
 
 
@@ -173,3 +174,65 @@ def test_random_mutations_agree(seed: int, pick: int, value: Any, delete: bool) 
     else:
         target[path[-1]] = value
     _check(_dumps(body))
+
+
+def _shipment(raw_options: bytes, rng: random.Random) -> dict[str, Any]:
+    """A /shipment body for the options body: a selection with add-ons, a pickup point, a timeslot."""
+    body = json.loads(raw_options)
+    body.pop("selected_shipping_option_id", None)
+    body["selected_shipping_option"] = {
+        "id": rng.choice(["postnord-home", "postnord-service-point", "budbee-evening"]),
+        "carrier": "postnord", "class": rng.choice(["standard", "express"]), "type": "delivery-address",
+        "price": rng.choice([0, 4900, 9900]), "tax_rate": 2500,
+        "addons": [{"id": "sms", "type": "notification", "price": 0, "data": {"selected": True, "text": "1234"}}],
+        "location": {"id": "pn-1", "name": "Ombud", "coordinates": {"lat": 59, "lng": 18.07}},
+        "timeslot": {"id": "evening-2026-12-04-1700", "start": "2026-12-04T16:00:00Z"},
+    }  # fmt: skip
+    return body
+
+
+def _strict_shipment(raw: bytes) -> wire.ShipmentRequest | None:
+    try:
+        return wire.parse(decode_json(raw), wire.ShipmentRequest)
+    except wire.WireError:
+        return None
+
+
+def _check_shipment(raw: bytes) -> bool:
+    fast = fastwire.decode_shipment(raw)
+    if fast is None:
+        return False
+    slow = _strict_shipment(raw)
+    assert slow is not None, (
+        f"fast decoder accepted a /shipment body the strict parser refuses: {raw[:300]!r}"
+    )
+    _same(fast, slow)
+    # Stored as the same JSON, whichever decoder read it.
+    stored = orjson.dumps(to_json(fastwire.StoredRequest.of(fast)))
+    assert stored == orjson.dumps(to_json(StoredRequest.of(slow)))
+    assert orjson.dumps(to_json(fast.recipient)) == orjson.dumps(to_json(slow.recipient))
+    return True
+
+
+def test_shipment_bodies_agree_and_store_the_same_json() -> None:
+    rng = random.Random(9)
+    for raw in workload.varied(34, 800):
+        assert _check_shipment(_dumps(_shipment(raw, rng)))
+    for raw in workload.malformed(35, 400):
+        _check_shipment(_dumps(_shipment(raw, rng)))
+
+
+@settings(max_examples=800, deadline=None)
+@given(seed=st.integers(0, 10**6), pick=st.integers(0, 10**6), value=_JSON, delete=st.booleans())
+def test_random_shipment_mutations_agree(seed: int, pick: int, value: Any, delete: bool) -> None:
+    body = _shipment(orjson.dumps(workload.shipping_options_body(random.Random(seed))), random.Random(seed))
+    paths = _paths(body)
+    path = paths[pick % len(paths)]
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    if delete and isinstance(target, dict):
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    _check_shipment(_dumps(body))

@@ -17,20 +17,22 @@ country codes by the same patterns. Integers are bounded to int64; beyond it the
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, TypeVar
 
 import msgspec
 
 from tms_server import wire
 
-__all__ = ["ShippingOptionsRequest", "decode"]
+__all__ = ["ShipmentRequest", "ShippingOptionsRequest", "StoredRequest", "decode", "decode_shipment"]
 
 _MIN_INT: Final = -(2**63)
 _MAX_INT: Final = 2**63 - 1  # msgspec bounds are int64; larger ones take the slow path
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=_MAX_INT)]
 Amount = Annotated[int, msgspec.Meta(ge=_MIN_INT, le=_MAX_INT)]
+NonEmpty = Annotated[str, msgspec.Meta(pattern=r"\S")]
 NonEmpty200 = Annotated[str, msgspec.Meta(max_length=200, pattern=r"\S")]
+T = TypeVar("T")
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")]
 Text35 = Annotated[str, msgspec.Meta(max_length=35)]
@@ -47,7 +49,7 @@ _NON_NEGATIVE_AMOUNTS: Final = frozenset(wire.LINE_TYPES) - {
 }
 
 
-class Dimensions(msgspec.Struct, frozen=True):
+class Dimensions(msgspec.Struct, frozen=True, omit_defaults=True):
     """``wire.Dimensions``: millimetres."""
 
     height: Count | None = None
@@ -55,7 +57,7 @@ class Dimensions(msgspec.Struct, frozen=True):
     length: Count | None = None
 
 
-class LineAttributes(msgspec.Struct, frozen=True):
+class LineAttributes(msgspec.Struct, frozen=True, omit_defaults=True):
     """``wire.LineAttributes``: weight in grams."""
 
     weight: Count | None = None
@@ -63,7 +65,7 @@ class LineAttributes(msgspec.Struct, frozen=True):
     tags: tuple[str, ...] = ()
 
 
-class OrderLine(msgspec.Struct, frozen=True):
+class OrderLine(msgspec.Struct, frozen=True, omit_defaults=True):
     """``wire.OrderLine``: amounts in minor units."""
 
     quantity: Count
@@ -93,7 +95,7 @@ class OrderLine(msgspec.Struct, frozen=True):
         return self.type not in wire.NOT_SHIPPED
 
 
-class Order(msgspec.Struct, frozen=True):
+class Order(msgspec.Struct, frozen=True, omit_defaults=True):
     """``wire.Order``."""
 
     total_amount: Count
@@ -104,7 +106,7 @@ class Order(msgspec.Struct, frozen=True):
     total_weight: Count | None = None
 
 
-class Address(msgspec.Struct, frozen=True):
+class Address(msgspec.Struct, frozen=True, omit_defaults=True):
     """``wire.Address``."""
 
     street_address: Text500 | None = None
@@ -115,7 +117,7 @@ class Address(msgspec.Struct, frozen=True):
     country: Country | None = None
 
 
-class Recipient(Address, frozen=True):
+class Recipient(Address, frozen=True, omit_defaults=True):
     """``wire.Recipient``."""
 
     given_name: Text200 | None = None
@@ -127,14 +129,14 @@ class Recipient(Address, frozen=True):
     customer_type: Literal["person", "organization"] | None = None
 
 
-class Sender(msgspec.Struct, frozen=True):
+class Sender(msgspec.Struct, frozen=True, omit_defaults=True):
     """``wire.Sender``."""
 
     sender_id: str | None = None
     address: Address | None = None
 
 
-class ShippingOptionsRequest(msgspec.Struct, frozen=True):
+class ShippingOptionsRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     """``wire.ShippingOptionsRequest``: the body of ``POST /shippingoptions``."""
 
     session_id: NonEmpty200
@@ -147,14 +149,108 @@ class ShippingOptionsRequest(msgspec.Struct, frozen=True):
     sender: Sender | None = None
 
 
-_DECODER: Final = msgspec.json.Decoder(ShippingOptionsRequest)
+class Coordinates(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``wire.Coordinates``: WGS 84 degrees."""
+
+    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+    lng: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+
+
+class AddonData(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``wire.AddonData``."""
+
+    selected: bool | None = None
+    text: str | None = None
+
+
+class SelectedAddon(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``wire.SelectedAddon``."""
+
+    id: NonEmpty
+    type: str | None = None
+    price: Count | None = None
+    required: bool | None = None
+    preselected: bool | None = None
+    max_length: Count | None = None
+    data: AddonData | None = None
+
+
+class SelectedLocation(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``wire.SelectedLocation``."""
+
+    id: NonEmpty
+    name: str | None = None
+    address: Address | None = None
+    coordinates: Coordinates | None = None
+
+
+class SelectedTimeslot(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``wire.SelectedTimeslot``."""
+
+    id: NonEmpty
+    start: str | None = None
+    end: str | None = None
+
+
+class SelectedOption(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``wire.SelectedOption`` (``class`` is a keyword: the attribute is ``class_``)."""
+
+    id: NonEmpty
+    carrier: str | None = None
+    class_: str | None = msgspec.field(default=None, name="class")
+    type: str | None = None
+    price: Count | None = None
+    tax_rate: Count | None = None
+    addons: tuple[SelectedAddon, ...] = ()
+    location: SelectedLocation | None = None
+    timeslot: SelectedTimeslot | None = None
+
+
+class ShipmentRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``wire.ShipmentRequest``: the body of ``POST /shipment`` and ``PUT /shipment/{id}``."""
+
+    session_id: NonEmpty200
+    currency: Currency
+    order: Order
+    selected_shipping_option: SelectedOption
+    locale: Text35 | None = None
+    recipient: Recipient | None = None
+    sender: Sender | None = None
+
+
+class StoredRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``reservations.record.StoredRequest`` of a request this module decoded: stored as
+    ``msgspec.to_builtins`` gives it, the same JSON as the attrs record's."""
+
+    currency: str | None = None
+    order: Order | None = None
+    locale: str | None = None
+    sender: Sender | None = None
+
+    @classmethod
+    def of(cls, req: ShipmentRequest) -> StoredRequest:
+        """What a reservation keeps of ``req``."""
+        return cls(req.currency, req.order, req.locale, req.sender)
+
+
+_OPTIONS: Final = msgspec.json.Decoder(ShippingOptionsRequest)
+_SHIPMENT: Final = msgspec.json.Decoder(ShipmentRequest)
 
 
 def decode(raw: bytes) -> ShippingOptionsRequest | None:
     """The request, or None when the slow path must decide (and, for a bad body, name the field)."""
+    return _decode(_OPTIONS, raw)
+
+
+def decode_shipment(raw: bytes) -> ShipmentRequest | None:
+    """As ``decode``, for a ``/shipment`` body."""
+    return _decode(_SHIPMENT, raw)
+
+
+def _decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T | None:
     if b"\\u0000" in raw:  # NUL characters: the slow path names the field
         return None
     try:
-        return _DECODER.decode(raw)
+        return decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):  # too deep: orjson decides
         return None

@@ -388,3 +388,48 @@ class RequestView(Protocol):
     def recipient(self) -> RecipientView | None: ...
     @property
     def sender(self) -> SenderView | None: ...
+
+
+class AddonDataView(Protocol):
+    """``AddonData``."""
+
+    @property
+    def selected(self) -> bool | None: ...
+    @property
+    def text(self) -> str | None: ...
+
+
+class SelectedAddonView(Protocol):
+    """``SelectedAddon``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def data(self) -> AddonDataView | None: ...
+
+
+class SelectedIdView(Protocol):
+    """``SelectedLocation`` or ``SelectedTimeslot``: what the checks read is the id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+class SelectedOptionView(Protocol):
+    """``SelectedOption``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def addons(self) -> Sequence[SelectedAddonView]: ...
+    @property
+    def location(self) -> SelectedIdView | None: ...
+    @property
+    def timeslot(self) -> SelectedIdView | None: ...
+
+
+class ShipmentView(RequestView, Protocol):
+    """A ``/shipment`` body as the reservation checks read it."""
+
+    @property
+    def selected_shipping_option(self) -> SelectedOptionView: ...

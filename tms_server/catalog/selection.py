@@ -53,7 +53,7 @@ class Selection:
     addons: list[dict[str, Any]]
 
 
-def _check_address(catalog: Catalog, req: wire.ShipmentRequest) -> None:
+def _check_address(catalog: Catalog, req: wire.ShipmentView) -> None:
     r = req.recipient
     if r is None or not r.country or not r.postal_code:
         raise SelectionError(ADDRESS, "recipient country and postal_code are required")
@@ -71,7 +71,7 @@ def _check_address(catalog: Catalog, req: wire.ShipmentRequest) -> None:
         )
 
 
-def _offered(catalog: Catalog, req: wire.ShipmentRequest, now: datetime) -> tuple[Outcome, Facts]:
+def _offered(catalog: Catalog, req: wire.ShipmentView, now: datetime) -> tuple[Outcome, Facts]:
     selected = req.selected_shipping_option
     facts, outcome = evaluate_option(catalog, req, selected.id, now)
     if outcome is None:
@@ -86,7 +86,7 @@ def _offered(catalog: Catalog, req: wire.ShipmentRequest, now: datetime) -> tupl
     return outcome, facts
 
 
-def _location(outcome: Outcome, req: wire.ShipmentRequest) -> dict[str, Any] | None:
+def _location(outcome: Outcome, req: wire.ShipmentView) -> dict[str, Any] | None:
     if outcome.option.locations is None:
         return None
     chosen = req.selected_shipping_option.location
@@ -111,7 +111,7 @@ def _slot_day(slot_id: str) -> date | None:
 
 
 def _check_timeslot(
-    catalog: Catalog, outcome: Outcome, facts: Facts, req: wire.ShipmentRequest, now: datetime
+    catalog: Catalog, outcome: Outcome, facts: Facts, req: wire.ShipmentView, now: datetime
 ) -> Slot | None:
     option = outcome.option
     if option.timeslots is None:
@@ -132,7 +132,7 @@ def _check_timeslot(
     return slot
 
 
-def _addons(option: Option, req: wire.ShipmentRequest) -> list[tuple[Addon, str | None]]:
+def _addons(option: Option, req: wire.ShipmentView) -> list[tuple[Addon, str | None]]:
     known = {a.id: a for a in option.addons}
     chosen: list[tuple[Addon, str | None]] = []
     for i, sel in enumerate(req.selected_shipping_option.addons):
@@ -155,7 +155,7 @@ def _addons(option: Option, req: wire.ShipmentRequest) -> list[tuple[Addon, str 
     return chosen
 
 
-def check_selection(catalog: Catalog, req: wire.ShipmentRequest, *, now: datetime) -> Selection:
+def check_selection(catalog: Catalog, req: wire.ShipmentView, *, now: datetime) -> Selection:
     """Re-run the engine for a reservation; raise SelectionError with the KSS failure_reason."""
     _check_address(catalog, req)
     outcome, facts = _offered(catalog, req, now)

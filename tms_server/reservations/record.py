@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+import msgspec
 from attrs import frozen
 
-from tms_server import wire
+from tms_server import fastwire, wire
 
 __all__ = [
     "STATUSES",
@@ -103,9 +104,14 @@ class Reservation:
     # Checked: a plain dict here would be stored as given, unknown keys and all.
     carrier_product: CarrierProduct = attrs.field(validator=attrs.validators.instance_of(CarrierProduct))
     selection: Selection = attrs.field(validator=attrs.validators.instance_of(Selection))
-    request: StoredRequest = attrs.field(validator=attrs.validators.instance_of(StoredRequest))
-    recipient: wire.Recipient | None = attrs.field(
-        validator=attrs.validators.optional(attrs.validators.instance_of(wire.Recipient))
+    # The strict parser's attrs values, or the fast decoder's structs (the same JSON when stored).
+    request: StoredRequest | fastwire.StoredRequest = attrs.field(
+        validator=attrs.validators.instance_of((StoredRequest, fastwire.StoredRequest))
+    )
+    recipient: wire.Recipient | fastwire.Recipient | None = attrs.field(
+        validator=attrs.validators.optional(
+            attrs.validators.instance_of((wire.Recipient, fastwire.Recipient))
+        )
     )
     price: int = attrs.field(validator=attrs.validators.instance_of(int))
     currency: str = attrs.field(validator=attrs.validators.instance_of(str))
@@ -126,7 +132,10 @@ _CONVERTER.register_unstructure_hook_func(_is_json_mapping, lambda v: v)
 
 
 def to_json(value: Any) -> Any:
-    """A stored value as the jsonb column holds it."""
+    """A stored value as the jsonb column holds it (a fast decoder's struct: by msgspec, whose
+    ``omit_defaults`` leaves out what cattrs' ``omit_if_default`` does)."""
+    if isinstance(value, msgspec.Struct):
+        return msgspec.to_builtins(value)
     return _CONVERTER.unstructure(value)
 
 

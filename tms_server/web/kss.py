@@ -14,12 +14,13 @@ from typing import Any
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestPayloadError
 
-from tms_server import auth, logs, reservations, wire
+from tms_server import auth, fastwire, logs, reservations, wire
 from tms_server.catalog import SelectionError, check_selection, explain, format_explanation
 from tms_server.reservations.record import CarrierProduct, ReservedAddon, Selection, StoredRequest, from_json
 from tms_server.runtime import MerchantState
 from tms_server.web import keys, options
 from tms_server.web.errors import HttpError, json_response, unauthorized
+from tms_server.web.options import decode_json
 
 log = logging.getLogger("tms_server.kss")
 
@@ -161,14 +162,21 @@ async def post_shipping_options(request: web.Request) -> web.Response:
 
 
 async def _reservation(request: web.Request, merchant: MerchantState) -> reservations.Reservation:
-    body = await read_json(request)
-    req = wire.parse(body, wire.ShipmentRequest)
+    raw = await read_body(request)
+    fast = fastwire.decode_shipment(raw)
+    req: wire.ShipmentView = fast if fast is not None else wire.parse(decode_json(raw), wire.ShipmentRequest)
     logs.session.set(req.session_id)
     if merchant.catalog is None:
         raise SelectionError("shipping_option_not_available", "merchant has no catalog loaded")
     sel = check_selection(merchant.catalog, req, now=datetime.now(UTC))
     # Only the parsed request's known fields are kept: whatever else a shop sends (a shopper's note
     # with a name and a phone number, or a megabyte of anything) is never stored.
+    if fast is not None:
+        stored: StoredRequest | fastwire.StoredRequest = fastwire.StoredRequest.of(fast)
+        recipient: wire.Recipient | fastwire.Recipient | None = fast.recipient
+    else:
+        assert isinstance(req, wire.ShipmentRequest)
+        stored, recipient = StoredRequest.of(req), req.recipient
     return reservations.Reservation(
         session_id=req.session_id,
         option_id=sel.option_id,
@@ -177,8 +185,8 @@ async def _reservation(request: web.Request, merchant: MerchantState) -> reserva
         selection=Selection(
             sel.option, sel.location, sel.timeslot, tuple(from_json(a, ReservedAddon) for a in sel.addons)
         ),
-        request=StoredRequest.of(req),
-        recipient=req.recipient,
+        request=stored,
+        recipient=recipient,
         price=sel.price,
         currency=req.currency,
     )
