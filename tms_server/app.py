@@ -21,7 +21,7 @@ from tms_server.db.migrate import check_current, migrate
 from tms_server.reservations import sweep
 from tms_server.runtime import Runtime
 from tms_server.web import keys, kss, ops
-from tms_server.web.errors import make_middleware
+from tms_server.web.errors import SERVER, make_middleware
 from tms_server.web.metrics import Metrics
 from tms_server.web.options import AnswerCache
 from tms_server.web.protocol import use_json_errors
@@ -65,14 +65,13 @@ def create_app(
         app.cleanup_ctx.append(sweeper_ctx)
     if config.metrics_port is not None:
         app.cleanup_ctx.append(metrics_port_ctx)
-    add_routes(app)
-    app.on_response_prepare.append(_server_header)
+    add_routes(app)  # the middleware sets the Server header on every answer of this app
     return app
 
 
 async def _server_header(_request: web.Request, response: web.StreamResponse) -> None:
     """Name the product, not the Python and aiohttp versions an attacker would look up."""
-    response.headers["Server"] = "tms_server"
+    response.headers["Server"] = SERVER
 
 
 async def _connect(app: web.Application, wait: float = 30.0) -> None:

@@ -30,6 +30,7 @@ from tms_server.wire import WireError
 
 log = logging.getLogger("tms_server.http")
 
+SERVER = "tms_server"  # the Server header: the product, not the Python and aiohttp versions
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -131,13 +132,17 @@ def make_middleware(metrics: Metrics) -> Middleware:
                 response = await handler(request)
             except Exception as exc:
                 response = _from_exception(exc, request, rid)
-            response.headers["X-Request-ID"] = rid
+            headers = response.headers
+            headers["X-Request-ID"] = rid
+            headers["Server"] = SERVER  # here rather than in a prepare signal: one fewer await per request
             elapsed = time.perf_counter() - start
             route = request.match_info.route.resource
             endpoint = route.canonical if route is not None else "unmatched"
             metrics.observe(request.method, endpoint, response.status, elapsed)
             level = logging.WARNING if response.status >= 500 else logging.INFO
-            if endpoint not in ("/healthz", "/readyz", "/metrics") or response.status >= 400:
+            if log.isEnabledFor(level) and (
+                endpoint not in ("/healthz", "/readyz", "/metrics") or response.status >= 400
+            ):
                 log.log(level, "%s %s %s", request.method, request.path, response.status,
                         extra={"ms": round(elapsed * 1000, 2)})  # fmt: skip
             return response
