@@ -54,7 +54,6 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchgeo
-import benchgrowth
 from benchlib import SEQ, Result, median, request_bytes, run_load, run_wrk, wrk_available
 
 from tms_server import catalog_store, merchants, workload
@@ -170,9 +169,10 @@ def shipment_body(options_body: dict[str, Any], option: dict[str, Any]) -> bytes
 def tagged(bodies: list[bytes]) -> list[bytes]:
     """The bodies with ``@SEQ@`` at the end of the session id, where the load generator writes the
     pass number (``per_pass``): repeats stay within a pass."""
-    return [
-        re.sub(rb'"session_id":"([^"]*)"', rb'"session_id":"\1-' + SEQ + rb'"', b, count=1) for b in bodies
-    ]
+    out = [re.sub(rb'("session_id":\s*"[^"]*)"', rb"\1-" + SEQ + b'"', b, count=1) for b in bodies]
+    if not all(SEQ in b for b in out):
+        raise SystemExit("bench: a body without a session id cannot be tagged per pass")
+    return out
 
 
 def typical_answer(bodies: list[bytes]) -> bytes:
@@ -300,6 +300,19 @@ class Bench:
             show(run)
             out.update(paced=run, rate=rate, errors=out["errors"] + run.errors)
         return out
+
+    def growth(self) -> dict[str, float]:
+        """``benchgrowth``'s table, measured in a fresh process pinned like the server."""
+        cmd = [sys.executable, str(ROOT / "scripts/benchgrowth.py"), "--json"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT / "scripts")
+        pin(proc.pid, SERVER_CPU if self.pinned else None)
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode:
+            raise SystemExit("bench: the growth measurement failed")
+        *lines, last = out.strip().splitlines()
+        print("\n".join(lines), flush=True)
+        rows: dict[str, float] = json.loads(last)
+        return rows
 
     async def synchronous_commit(self) -> str:
         """The database's synchronous_commit, as the server's sessions see it."""
@@ -483,8 +496,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
         ship = await b.shipments(shipment_body(requests[0], option))
         auth = await b.auth()
         geo = await b.pickup_network(requests)
-        print("growth (in process, one core, no HTTP, no answer cache)")
-        growth = benchgrowth.table(lambda line: print(line, flush=True))
+        print("growth (in a fresh process on the server's core, no HTTP, no answer cache)", flush=True)
+        growth = b.growth()
     finally:
         b.stop()
 

@@ -155,4 +155,11 @@ def table(log: Callable[[str], None] = print) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    table()
+    import json
+    import sys
+
+    # ``--json``: the rows as JSON on the last line (scripts/bench runs this in a fresh process, so
+    # the load runs' allocations do not make the garbage collector slower here).
+    rows = table()
+    if "--json" in sys.argv:
+        print(json.dumps(rows))
