@@ -313,7 +313,7 @@ class Bench:
         out, _ = proc.communicate(timeout=600)
         if proc.returncode:
             raise SystemExit("bench: the growth measurement failed")
-        *lines, last = out.strip().splitlines()
+        *lines, last = out.rstrip().splitlines()
         print("\n".join(lines), flush=True)
         rows: dict[str, float] = json.loads(last)
         return rows

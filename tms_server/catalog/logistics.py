@@ -95,6 +95,7 @@ _SLOTS = _Memo(4096)
 _PROMISES = _Memo(4096)
 _POINTS = _Memo(16384)
 _LOCATION_JSON = _Memo(16384)
+_SLOT_JSON = _Memo(16384)
 
 
 def _minute(now: datetime) -> datetime:
@@ -267,13 +268,19 @@ class Slot:
     cutoff: datetime
 
     def as_json(self, price: int) -> dict[str, Any]:
-        return {
+        """The KSS timeslot object (shared between answers: never change it)."""
+        key = (id(self), price)
+        cached = _SLOT_JSON.get(key)
+        if cached is not _MISS:
+            return cached  # type: ignore[no-any-return]  # stored below as a dict
+        value = {
             "id": self.id,
             "start": _z(self.start),
             "end": _z(self.end),
             "cutoff": _z(self.cutoff),
             "price": price,
         }
+        return _SLOT_JSON.put(key, self, value)  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=8192)

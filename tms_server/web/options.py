@@ -69,7 +69,6 @@ class AnswerCache:
         self.max_bytes = max_bytes
         self.size = 0
         self.minute = -1
-        self.hits = self.misses = 0
         # Ordered by insertion; OrderedDict because a plain dict's first item is found by scanning
         # past every slot deleted before it, which made eviction quadratic.
         self._entries: OrderedDict[tuple[int, bytes], tuple[Catalog, str, bytes]] = OrderedDict()
@@ -81,9 +80,7 @@ class AnswerCache:
             self.size, self.minute = 0, minute
         hit = self._entries.get((id(catalog), raw))
         if hit is None or hit[0] is not catalog:
-            self.misses += 1
             return None
-        self.hits += 1
         return hit[1], hit[2]
 
     def put(self, catalog: Catalog, minute: int, raw: bytes, session_id: str, answer: bytes) -> None:
