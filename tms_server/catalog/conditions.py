@@ -84,14 +84,36 @@ def facts_of(
 
     Weight: the sum of the physical lines' ``weight × quantity``, or ``order.total_weight`` when that
     is larger (the shop may know about packaging we do not); None when neither is known."""
-    lines = req.order.lines
-    goods = [line for line in lines if line.physical]
-    weighed = [(line.attributes.weight, line.quantity) for line in goods if line.attributes and line.attributes.weight is not None]  # fmt: skip
-    sizes = [_unit(line) for line in goods]
-    units = tuple(u for u in sizes if u is not None)
-    total = req.order.total_weight
+    order = req.order
+    lines = order.lines
+    leaving_out = excludes is not None and bool(excludes.line_types or excludes.line_tags)
+    line_weights: list[int] = []
+    units: list[Unit] = []
+    tags: set[str] = set()
+    unknown = left_out = 0
+    weighed = physical = False
+    for line in lines:  # one pass: carts of 1,000 lines are real
+        attributes = line.attributes
+        if attributes is not None and attributes.tags:
+            tags.update(attributes.tags)
+        if leaving_out and excludes is not None and excludes.leaves_out(line):
+            left_out += _line_total(line)
+        if not line.physical:
+            continue
+        quantity = line.quantity
+        physical = physical or bool(quantity)
+        if attributes is not None and attributes.weight is not None:
+            line_weights.append(attributes.weight * quantity)
+            weighed = True
+        unit = _unit(line)
+        if unit is not None:
+            units.append(unit)
+        # A size with a side missing is a lower bound for the fit test but unknown for the volume.
+        if quantity and (unit is None or not unit.volume):
+            unknown += 1
+    total = order.total_weight
     if weighed:
-        summed = sum(w * q for w, q in weighed)
+        summed = sum(line_weights)
         total = summed if total is None else max(total, summed)
     recipient = req.recipient
     country = recipient.country.upper() if recipient and recipient.country else None
@@ -100,23 +122,20 @@ def facts_of(
     normal = postal.normalise(country, code) if country and code else None
     return Facts(
         currency=req.currency,
-        order_total=_order_total(req.order, excludes),
+        order_total=max(0, order.total_amount - left_out) if leaving_out else order.total_amount,
         total_weight=total,
-        line_weights=tuple(w * q for w, q in weighed),
-        units=units,
-        order_tags=frozenset(req.order.tags),
-        line_tags=frozenset(tag for line in lines if line.attributes for tag in line.attributes.tags),
+        line_weights=tuple(line_weights),
+        units=tuple(units),
+        order_tags=frozenset(order.tags),
+        line_tags=frozenset(tags),
         weekday=local.weekday(),
         clock=local.time().replace(tzinfo=None),
         country=country,
         postal_code=normal,
         customer_type=recipient.customer_type if recipient else None,
         sender_id=req.sender.sender_id if req.sender else None,
-        # A size with a side missing is a lower bound for the fit test but unknown for the volume.
-        unknown_dimensions=sum(
-            1 for line, u in zip(goods, sizes, strict=True) if line.quantity and (u is None or not u.volume)
-        ),
-        physical=any(line.quantity for line in goods) if lines else None,
+        unknown_dimensions=unknown,
+        physical=physical if lines else None,
         compact_postal=None if normal is None else postal.compact(normal),
     )
 
@@ -129,14 +148,6 @@ def _unit(line: wire.LineView) -> Unit | None:
         return None
     big, mid, small = sorted((d.height or 0, d.width or 0, d.length or 0), reverse=True)
     return Unit((big, mid, small), line.quantity)
-
-
-def _order_total(order: wire.OrderView, excludes: OrderTotalExcludes | None) -> int:
-    """``order.total_amount`` less the excluded lines' totals (never below zero)."""
-    if excludes is None or not (excludes.line_types or excludes.line_tags):
-        return order.total_amount
-    left_out = sum(_line_total(line) for line in order.lines if excludes.leaves_out(line))
-    return max(0, order.total_amount - left_out)
 
 
 def _line_total(line: wire.LineView) -> int:
