@@ -96,13 +96,15 @@ class Database:
         """One unit of work: commit on normal exit, roll back on any exception. A connection-level
         failure (even one raised by the commit) discards the connection and raises DatabaseUnavailable."""
         try:
-            async with self.pool.acquire(timeout=self.timeout) as conn:
-                try:
-                    async with conn.transaction():
-                        yield cast(asyncpg.Connection, conn)  # the pool's proxy behaves as a Connection
-                except CONNECTION_ERRORS:
-                    _discard(conn)
-                    raise
+            conn = await self._acquire()
+            try:
+                async with conn.transaction():
+                    yield cast(asyncpg.Connection, conn)  # the pool's proxy behaves as a Connection
+            except CONNECTION_ERRORS:
+                _discard(conn)
+                raise
+            finally:
+                await self.pool.release(conn)
         except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
@@ -110,14 +112,23 @@ class Database:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection without an explicit transaction (for single statements)."""
         try:
-            async with self.pool.acquire(timeout=self.timeout) as conn:
-                try:
-                    yield cast(asyncpg.Connection, conn)
-                except CONNECTION_ERRORS:
-                    _discard(conn)
-                    raise
+            conn = await self._acquire()
+            try:
+                yield cast(asyncpg.Connection, conn)
+            except CONNECTION_ERRORS:
+                _discard(conn)
+                raise
+            finally:
+                await self.pool.release(conn)
         except CONNECTION_ERRORS as exc:
             raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    async def _acquire(self) -> Any:
+        """A pooled connection within ``timeout`` seconds (else TimeoutError). ``asyncio.timeout``
+        rather than asyncpg's ``acquire(timeout=)``, which wraps each acquire in ``wait_for`` and so
+        in a task of its own."""
+        async with asyncio.timeout(self.timeout):
+            return await self.pool.acquire()
 
     def stats(self) -> dict[str, int]:
         """Pool usage, for metrics."""
