@@ -14,7 +14,14 @@ from collections.abc import Sequence
 import asyncpg
 
 from tms_server import logs
-from tms_server.admin import catalog_db, delivery_time_cmd, geodata_cmd, merchant_cmd, reservations_cmd
+from tms_server.admin import (
+    catalog_db,
+    delivery_time_cmd,
+    geodata_cmd,
+    kss_check_cmd,
+    merchant_cmd,
+    reservations_cmd,
+)
 from tms_server.admin.common import AdminError, config_of, err, with_db
 from tms_server.catalog import CatalogError
 from tms_server.config import ConfigError, variables
@@ -41,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     delivery_time_cmd.add_parser(sub)
     reservations_cmd.add_parsers(sub)
     geodata_cmd.add_parsers(sub)
+    kss_check_cmd.add_parser(sub)
     return p
 
 
