@@ -29,7 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 TABLES = (
     "audit_log, tracking, shipments, auth_nonces, signing_keys, merchant_keys, catalogs, merchants, "
-    "pickup_points, pickup_networks, postal_areas, postal_area_imports"
+    "pickup_points, pickup_networks, postal_areas, postal_area_imports, operator_sessions, operators"
 )
 
 

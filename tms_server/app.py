@@ -65,6 +65,8 @@ def create_app(
         app.cleanup_ctx.append(sweeper_ctx)
     if config.metrics_port is not None:
         app.cleanup_ctx.append(metrics_port_ctx)
+    if config.admin_port is not None:
+        app.cleanup_ctx.append(admin_port_ctx)
     add_routes(app)  # the middleware sets the Server header on every answer of this app
     return app
 
@@ -185,5 +187,20 @@ async def metrics_port_ctx(app: web.Application) -> AsyncIterator[None]:
     # Workers of one supervisor all bind it (SO_REUSEPORT); any of them reports every worker's figures.
     site = web.TCPSite(runner, config.host, config.metrics_port, reuse_port=app[keys.REUSE_PORT] or None)
     await site.start()
+    yield
+    await runner.cleanup()
+
+
+async def admin_port_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The operators' web UI on ``TMS_ADMIN_HOST:TMS_ADMIN_PORT`` (never on the KSS port)."""
+    from tms_server.web.admin_ui import create_admin_app
+
+    config = app[keys.CONFIG]
+    runner = web.AppRunner(create_admin_app(app), access_log=None, keepalive_timeout=config.idle_timeout)
+    await runner.setup()
+    use_json_errors(runner.server, connection_cap=256)
+    site = web.TCPSite(runner, config.admin_host, config.admin_port, reuse_port=app[keys.REUSE_PORT] or None)
+    await site.start()
+    log.info("operator UI on http://%s:%d/admin/", config.admin_host, config.admin_port)
     yield
     await runner.cleanup()

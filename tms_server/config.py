@@ -61,6 +61,9 @@ class Config:
     max_connections: int = 0
     # Memory for recent /shippingoptions answers per process, in MiB (0: no cache); see AnswerCache.
     options_cache_mb: int = 16
+    # The operators' web UI: its own listener, never the KSS port (None: no UI).
+    admin_port: int | None = None
+    admin_host: str = "127.0.0.1"
 
     def connection_cap(self) -> int:
         """``max_connections``, or what the open-files limit leaves: less 100 descriptors for the
@@ -207,6 +210,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "TMS_IDLE_TIMEOUT": ("idle_timeout", lambda n, v: _float(n, v, 0.5, 86400)),
     "TMS_MAX_CONNECTIONS": ("max_connections", lambda n, v: _int(n, v, 0, 100_000)),
     "TMS_OPTIONS_CACHE_MB": ("options_cache_mb", lambda n, v: _int(n, v, 0, 4096)),
+    "TMS_ADMIN_PORT": ("admin_port", lambda n, v: _port(n, v) if v.strip() else None),
+    "TMS_ADMIN_HOST": ("admin_host", lambda n, v: v.strip() or "127.0.0.1"),
 }
 
 
@@ -237,6 +242,8 @@ def from_env(
             f"TMS_NONCE_RETENTION ({cfg.nonce_retention}) must be at least TMS_TOKEN_TTL ({cfg.token_ttl}): "
             "a captured /auth request would work again while its token is still valid"
         )
+    if cfg.admin_port is not None and cfg.admin_port in (cfg.port, cfg.metrics_port):
+        raise ConfigError(f"TMS_ADMIN_PORT ({cfg.admin_port}) must differ from the KSS and metrics ports")
     if cfg.pool_min > cfg.pool_max:
         raise ConfigError(f"TMS_POOL_MIN ({cfg.pool_min}) must not exceed TMS_POOL_MAX ({cfg.pool_max})")
     return cfg

@@ -11,6 +11,7 @@ from tms_server.catalog import example_catalog_text
 from tms_server.config import Config
 
 DEMO_IDENTIFIER = "demo-merchant"
+DEMO_OPERATOR = "demo"
 
 ACTIVE_KEY = """
 SELECT k.key FROM merchant_keys k JOIN merchants m ON m.id = k.merchant_id
@@ -33,11 +34,20 @@ async def ensure_demo(conn: asyncpg.Connection) -> tuple[str, str]:
     return DEMO_IDENTIFIER, str(key)
 
 
-def announce(creds: tuple[str, str], config: Config) -> None:
-    """Print how to try the server with the demo merchant."""
+def announce(creds: tuple[str, str], config: Config, operator_token: str | None = None) -> None:
+    """Print how to try the server with the demo merchant (and, with the operator UI on, a login
+    link for the demo operator: the token rides in the link's fragment, which no server logs)."""
     identifier, key = creds
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host  # noqa: S104
     url = f"http://{host}:{config.port}"
+    if operator_token and config.admin_port:
+        ui_host = "127.0.0.1" if config.admin_host in ("0.0.0.0", "::", "") else config.admin_host  # noqa: S104
+        print(
+            f"\n  operator UI  http://{ui_host}:{config.admin_port}/admin/login#token={operator_token}\n"
+            f"               (operator {DEMO_OPERATOR!r}; a new token at every start)",
+            file=sys.stderr,
+            flush=True,
+        )
     print(
         f"\n  tms_server is starting at {url}\n"
         f"  example merchant  identifier: {identifier}\n"

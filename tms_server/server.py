@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import asyncpg
 from aiohttp import web
 
-from tms_server import demo, logs
+from tms_server import demo, logs, operators
 from tms_server.app import create_app
 from tms_server.config import Config, ConfigError, from_env
 from tms_server.db import DatabaseUnavailable, database_url, open_database
@@ -64,7 +64,9 @@ async def _prepare(config: Config, dsn: str, *, run_migrations: bool, with_demo:
                     log.info("applied migration %s", m.name)
             if with_demo:
                 creds = await demo.ensure_demo(conn)
-                demo.announce(creds, config)
+                # The demo operator gets a new token at every start: the printed link is the way in.
+                token = await operators.renew(conn, demo.DEMO_OPERATOR) if config.admin_port else None
+                demo.announce(creds, config, token)
     finally:
         await db.close()
 
@@ -204,21 +206,22 @@ def _supervise_workers(config: Config, env: dict[str, str]) -> int:
 
 
 def _check_ports_free(config: Config) -> None:
-    """Fail once, before any worker starts, when the KSS or metrics port is taken: workers would
+    """Fail once, before any worker starts, when the KSS, metrics or admin port is taken: workers would
     otherwise fail one after the other, each saying so."""
     import socket
 
-    for port in (config.port, config.metrics_port):
+    listeners = ((config.host, config.port, "--port/TMS_PORT"), (config.host, config.metrics_port, "TMS_METRICS_PORT"),
+                 (config.admin_host, config.admin_port, "TMS_ADMIN_PORT"))  # fmt: skip
+    for host, port, which in listeners:
         if port is None:
             continue
-        with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                probe.bind((config.host, port))
+                probe.bind((host, port))
             except OSError as exc:
-                which = "TMS_METRICS_PORT" if port == config.metrics_port else "--port/TMS_PORT"
                 raise OSError(
-                    f"cannot listen on {config.host}:{port}: {exc.strerror or exc} (choose another with {which})"
+                    f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another with {which})"
                 ) from None
 
 

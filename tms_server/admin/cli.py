@@ -20,6 +20,7 @@ from tms_server.admin import (
     geodata_cmd,
     kss_check_cmd,
     merchant_cmd,
+    operator_cmd,
     reservations_cmd,
 )
 from tms_server.admin.common import AdminError, config_of, err, with_db
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     reservations_cmd.add_parsers(sub)
     geodata_cmd.add_parsers(sub)
     kss_check_cmd.add_parser(sub)
+    operator_cmd.add_parsers(sub)
     return p
 
 
