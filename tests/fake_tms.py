@@ -9,7 +9,11 @@ breaks one thing the way real integrations do:
 - ``no_failure_reason``: error answers say ``{"error": ...}`` instead of ``failure_reason``;
 - ``mixed_delivery_time``: ``delivery_time`` mixes business days with a date;
 - ``racy_reserve``: looks the session up, then stores it after an await, so concurrent POSTs for
-  one session get two ids (sequential ones still get one).
+  one session get two ids (sequential ones still get one);
+- ``ignores_expiry``: signs tokens with the merchant key and never checks ``exp``;
+- ``location_elsewhere``: ``Location`` names another host;
+- ``hostile_ids``: shipment ids with line breaks and control characters, options with
+  ``"addons": null``.
 
 ``FakeTMS`` runs it on a loopback port in a thread of its own.
 """
@@ -23,6 +27,7 @@ import json
 import threading
 import time
 import uuid
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +37,7 @@ from aiohttp import web
 IDENTIFIER, KEY = "vendor-x", "k3y-of-vendor-x"
 _SECRET = "fake-tms-signing-secret-of-32-bytes-or-more"
 FLAWS = ("no_location", "put_unknown_400", "token_never_expires", "no_failure_reason", "mixed_delivery_time",
-         "racy_reserve")  # fmt: skip
+         "racy_reserve", "ignores_expiry", "location_elsewhere", "hostile_ids")  # fmt: skip
 
 
 def make_app(flaws: frozenset[str]) -> web.Application:
@@ -55,8 +60,11 @@ def make_app(flaws: frozenset[str]) -> web.Application:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer":
             return False
+        secret, verify = (KEY, False) if "ignores_expiry" in flaws else (_SECRET, True)
         try:
-            jwt.decode(token, _SECRET, algorithms=["HS256"], options={"require": []})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the merchant key is short for HS256
+                jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": verify})
         except jwt.PyJWTError:
             return False
         return True
@@ -78,7 +86,10 @@ def make_app(flaws: frozenset[str]) -> web.Application:
         claims: dict[str, Any] = {"sub": IDENTIFIER, "iat": int(time.time())}
         if "token_never_expires" not in flaws:
             claims["exp"] = int(time.time()) + 600
-        return web.json_response({"token": jwt.encode(claims, _SECRET, algorithm="HS256")}, status=201)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            token = jwt.encode(claims, KEY if "ignores_expiry" in flaws else _SECRET, algorithm="HS256")
+        return web.json_response({"token": token}, status=201)
 
     def check_request(body: Any) -> web.Response | None:
         if not isinstance(body, dict):
@@ -107,6 +118,8 @@ def make_app(flaws: frozenset[str]) -> web.Application:
                 "type": "delivery-address", "price": 4900, "tax_rate": 2500, "delivery_time": promise}  # fmt: skip
         point = {"id": "point", "name": "Pickup", "carrier": "postnord", "class": "standard",
                  "type": "pickup-point", "price": 2900, "tax_rate": 2500}  # fmt: skip
+        if "hostile_ids" in flaws:
+            home["addons"] = None
         if preview:
             return [{**home, "preview": True}, {**point, "preview": True}]
         return [home, {**point, "locations": [{"id": "p1", "name": "Point 1", "price": 0}]}]
@@ -137,7 +150,12 @@ def make_app(flaws: frozenset[str]) -> web.Application:
         return None
 
     def with_location(payload: dict[str, Any], status: int, sid: str) -> web.Response:
-        headers = {} if "no_location" in flaws else {"Location": f"/shipment/{sid}"}
+        where = (
+            f"http://elsewhere.example/shipment/{sid}"
+            if "location_elsewhere" in flaws
+            else f"/shipment/{sid}"
+        )
+        headers = {} if "no_location" in flaws else {"Location": where}
         return web.json_response(payload, status=status, headers=headers)
 
     async def post_shipment(request: web.Request) -> web.Response:
@@ -152,7 +170,7 @@ def make_app(flaws: frozenset[str]) -> web.Application:
         if sid is None:
             if "racy_reserve" in flaws:
                 await asyncio.sleep(0.01)  # check, await, then act: the classic race
-            sid = str(uuid.uuid4())
+            sid = str(uuid.uuid4()) + ("\nPASS everything/fine\x1b[2J" if "hostile_ids" in flaws else "")
             by_session[session] = sid
             shipments[sid] = {"session_id": session, "status": "reserved"}
         return with_location(view(sid), 201, sid)

@@ -33,6 +33,7 @@ import base64
 import copy
 import hashlib
 import json
+import math
 import re
 import time
 import uuid
@@ -40,6 +41,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import aiohttp
@@ -55,7 +57,18 @@ RESERVING = frozenset({"reserve", "update", "confirm", "refusals"})
 CONCURRENT_POSTS = 12
 MAX_TOKEN_LIFETIME = 24 * 3600  # seconds; KSS re-authenticates on any 401, a longer life only helps a thief
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})\Z")
+MAX_ANSWER = 1024 * 1024 + 1  # bytes read of an answer: KSS bodies are small, a flood is a finding
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_TOKEN_VALUE = re.compile(r'("token"\s*:\s*")[^"]*(")')
+
+
+def clean(text: str) -> str:
+    """Evidence as one printable line: control characters, line breaks and lone surrogates from
+    the server under test are shown escaped, so they can neither forge report lines nor break XML."""
+    return _UNPRINTABLE.sub(
+        lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text
+    )
 
 
 def example_request() -> dict[str, Any]:
@@ -125,8 +138,8 @@ class Answer:
     data: Any
 
     def brief(self) -> str:
-        """The status and the start of the body, as evidence."""
-        text = self.body[:200].decode("utf-8", "replace")
+        """The status and the start of the body, as evidence (a token the server issued is withheld)."""
+        text = _TOKEN_VALUE.sub(r"\1(withheld)\2", self.body[:200].decode("utf-8", "replace"))
         return f"status {self.status}, body {text!r}"
 
 
@@ -171,11 +184,15 @@ class Tester:
             token = self.token
         if isinstance(token, str):
             sent.setdefault("Authorization", f"Bearer {token}")
-        async with self.http.request(method, self.url + path, data=raw, headers=sent) as resp:
-            data = await resp.read()
+        async with self.http.request(
+            method, self.url + path, data=raw, headers=sent, allow_redirects=False
+        ) as resp:
+            data = await resp.content.read(MAX_ANSWER)
+            if len(data) >= MAX_ANSWER:
+                raise Failed(f"{method} {path}: the answer is larger than {MAX_ANSWER - 1} bytes")
             try:
                 parsed = json.loads(data) if data else None
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = None
             return Answer(resp.status, resp.headers, data, parsed)
 
@@ -220,13 +237,16 @@ class Tester:
         selected: dict[str, Any] = {
             k: option[k] for k in ("id", "carrier", "class", "type", "price", "tax_rate") if k in option
         }
-        if option.get("locations"):
-            loc = option["locations"][0]
-            selected["location"] = {k: loc[k] for k in ("id", "name", "address", "coordinates") if k in loc}
-        if option.get("timeslots"):
-            slot = option["timeslots"][0]
-            selected["timeslot"] = {k: slot[k] for k in ("id", "start", "end") if k in slot}
-        addons = [a for a in option.get("addons", []) if a.get("required")]
+        locations, slots = _objects(option.get("locations")), _objects(option.get("timeslots"))
+        if locations:
+            selected["location"] = {
+                k: locations[0][k] for k in ("id", "name", "address", "coordinates") if k in locations[0]
+            }
+        if slots:
+            selected["timeslot"] = {k: slots[0][k] for k in ("id", "start", "end") if k in slots[0]}
+        addons = [
+            a for a in _objects(option.get("addons")) if a.get("required") and isinstance(a.get("id"), str)
+        ]
         selected["addons"] = [{"id": a["id"], "type": a.get("type"), "price": a.get("price", 0),
                                "data": {"selected": True}} for a in addons]  # fmt: skip
         body["selected_shipping_option"] = selected
@@ -237,6 +257,15 @@ class Tester:
         if not options:
             raise Skipped("the server offered no option for the request, so nothing can be reserved")
         return options[0]
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON array (a server may send null, an object or a number instead)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 # -- expectations ----------------------------------------------------------------------------------
@@ -304,7 +333,14 @@ def _instant(value: Any, where: str, problems: list[str]) -> datetime | None:
     if not isinstance(value, str) or not _RFC3339.match(value):
         problems.append(f"{where}: {value!r} is not an RFC 3339 date-time")
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    text = value.upper().replace("Z", "+00:00")
+    if text[17:19] == "60":  # a leap second: RFC 3339 allows it, Python's datetime does not
+        text = text[:17] + "59" + text[19:]
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        problems.append(f"{where}: {value!r} is not a valid date-time")
+        return None
 
 
 def delivery_time_problems(dt: Any, where: str, now: datetime) -> list[str]:
@@ -324,16 +360,30 @@ def delivery_time_problems(dt: Any, where: str, now: datetime) -> list[str]:
         if not isinstance(interval, dict):
             problems.append(f"{where}.interval: not an object")
         else:
+            days = {}
             for k in ("earliest", "latest"):
                 v = interval.get(k)
                 if v is not None and not (type(v) is int or (isinstance(v, str) and v.isdigit())):
                     problems.append(f"{where}.interval.{k}: {v!r} is not a whole number of business days")
+                elif v is not None:
+                    days[k] = int(v)
+                    if days[k] < 0:
+                        problems.append(f"{where}.interval.{k}: {v!r} business days is negative")
+            if len(days) == 2 and days["earliest"] > days["latest"]:
+                problems.append(
+                    f"{where}.interval: earliest {days['earliest']} is after latest {days['latest']}"
+                )
     past = now - timedelta(seconds=60)
+    seen: dict[str, datetime] = {}
     for k in ("earliest", "latest", "cutoff"):
         if dt.get(k) is not None:
             at = _instant(dt[k], f"{where}.{k}", problems)
-            if at is not None and at < past:
-                problems.append(f"{where}.{k}: {dt[k]} is in the past")
+            if at is not None:
+                seen[k] = at
+                if at < past:
+                    problems.append(f"{where}.{k}: {dt[k]} is in the past")
+    if "earliest" in seen and "latest" in seen and seen["earliest"] > seen["latest"]:
+        problems.append(f"{where}: earliest {dt['earliest']} is after latest {dt['latest']}")
     tod = dt.get("time_of_day")
     if tod is not None and not isinstance(tod, dict):
         problems.append(f"{where}.time_of_day: not an object")
@@ -354,9 +404,13 @@ def option_problems(options: Any, now: datetime) -> list[str]:
         for k in ("id", "name", "carrier", "class", "type"):
             if not isinstance(o.get(k), str) or not o.get(k):
                 problems.append(f"{at}.{k}: missing or not a string")
-        if o.get("id") in seen:
+        key = repr(o.get("id"))
+        if key in seen:
             problems.append(f"{at}.id: {o.get('id')!r} is not unique")
-        seen.add(str(o.get("id")))
+        seen.add(key)
+        for k in ("locations", "timeslots", "addons", "features"):
+            if o.get(k) is not None and not isinstance(o[k], list):
+                problems.append(f"{at}.{k}: not an array")
         for k in ("price", "tax_rate"):
             if type(o.get(k)) is not int or o[k] < 0:
                 problems.append(f"{at}.{k}: {o.get(k)!r} is not a non-negative integer (minor units)")
@@ -365,7 +419,7 @@ def option_problems(options: Any, now: datetime) -> list[str]:
         if "preview" in o and not isinstance(o["preview"], bool):
             problems.append(f"{at}.preview: not a boolean")
         problems += delivery_time_problems(o.get("delivery_time"), f"{at}.delivery_time", now)
-        for j, loc in enumerate(o.get("locations") or []):
+        for j, loc in enumerate(_list(o.get("locations"))):
             where = f"{at}.locations[{j}]"
             if not isinstance(loc, dict) or not isinstance(loc.get("id"), str):
                 problems.append(f"{where}: no id")
@@ -373,16 +427,17 @@ def option_problems(options: Any, now: datetime) -> list[str]:
             if "price" in loc and type(loc["price"]) is not int:
                 problems.append(f"{where}.price: {loc['price']!r} is not an integer (minor units)")
             problems += delivery_time_problems(loc.get("delivery_time"), f"{where}.delivery_time", now)
-        for j, slot in enumerate(o.get("timeslots") or []):
+        for j, slot in enumerate(_list(o.get("timeslots"))):
             where = f"{at}.timeslots[{j}]"
             if not isinstance(slot, dict) or not isinstance(slot.get("id"), str):
                 problems.append(f"{where}: no id")
                 continue
-            for k in ("start", "end"):
-                _instant(slot.get(k), f"{where}.{k}", problems)
+            end = [_instant(slot.get(k), f"{where}.{k}", problems) for k in ("start", "end")][1]
+            if end is not None and end < now:
+                problems.append(f"{where}: ends {slot.get('end')}, in the past")
             if "price" in slot and type(slot["price"]) is not int:
                 problems.append(f"{where}.price: {slot['price']!r} is not an integer (minor units)")
-        for j, addon in enumerate(o.get("addons") or []):
+        for j, addon in enumerate(_list(o.get("addons"))):
             if not isinstance(addon, dict) or not isinstance(addon.get("id"), str):
                 problems.append(f"{at}.addons[{j}]: no id")
             elif "price" in addon and type(addon["price"]) is not int:
@@ -414,12 +469,18 @@ def shipment_problems(a: Answer, shipment_id: str | None = None) -> list[str]:
     return problems
 
 
-def expect_location(a: Answer, shipment_id: str, what: str) -> None:
+def expect_location(a: Answer, base_url: str, shipment_id: str, what: str) -> None:
+    """``Location: /shipment/{id}`` (below the server's base path), or that URL on the same server."""
     location = a.headers.get("Location")
     if not location:
         raise Failed(f"{what}: no Location header ({a.brief()})")
-    if not location.rstrip("/").endswith(f"/shipment/{shipment_id}"):
-        raise Failed(f"{what}: Location {location!r} does not name /shipment/{shipment_id}")
+    base = urlsplit(base_url)
+    target = urlsplit(location)
+    wanted = f"{base.path.rstrip('/')}/shipment/{shipment_id}"
+    if (
+        target.netloc and (target.scheme, target.netloc) != (base.scheme, base.netloc)
+    ) or target.path != wanted:
+        raise Failed(f"{what}: Location {location!r} is not {wanted!r} on this server")
 
 
 # -- the checks ------------------------------------------------------------------------------------
@@ -438,19 +499,25 @@ def check(group: str, name: str) -> Callable[[Check], Check]:
 @check("auth", "digest-upper-hex")
 async def _auth_upper(t: Tester) -> str | None:
     body = t.auth_payload(upper=True)
-    a = await t.call("POST", "/auth", body, token=False)
-    expect(a, 201, "POST /auth")
-    token = a.data.get("token") if isinstance(a.data, dict) else None
-    if not isinstance(token, str) or not token:
-        raise Failed(f"201 without a token: {a.brief()}")
-    t.token, t.auth_body = token, body
+    t.token = _expect_token(await t.call("POST", "/auth", body, token=False), "POST /auth")
+    t.auth_body = body
     return None
 
 
 @check("auth", "digest-lower-hex")
 async def _auth_lower(t: Tester) -> str | None:
-    expect(await t.call("POST", "/auth", t.auth_payload(upper=False), token=False), 201, "lower-case digest")
+    _expect_token(
+        await t.call("POST", "/auth", t.auth_payload(upper=False), token=False), "lower-case digest"
+    )
     return None
+
+
+def _expect_token(a: Answer, what: str) -> str:
+    expect(a, 201, what)
+    token = a.data.get("token") if isinstance(a.data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise Failed(f"{what}: 201 without a token: {a.brief()}")
+    return token
 
 
 @check("auth", "vendor-media-types")
@@ -460,7 +527,7 @@ async def _auth_vendor(t: Tester) -> str | None:
         "application/vdn.klarna.shipping.auth-v1+json",
     ):
         a = await t.call("POST", "/auth", t.auth_payload(), token=False, content_type=ctype)
-        expect(a, 201, f"Content-Type {ctype}")
+        _expect_token(a, f"Content-Type {ctype}")
     return None
 
 
@@ -515,8 +582,8 @@ async def _token_expires(t: Tester) -> str | None:
     if parts is None:
         raise Skipped("the token is not a JWT: its expiry cannot be read")
     exp = parts[1].get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        raise Failed("the token has no exp claim: it never expires")
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        raise Failed(f"the token has no usable exp claim ({exp!r}): it never expires")
     left = exp - time.time()
     if left <= 0:
         raise Failed(f"the token expired {-left:.0f} s before it was used")
@@ -571,6 +638,9 @@ async def _tampered(t: Tester) -> str | None:
 @check("tokens", "expired-token")
 async def _expired(t: Tester) -> str | None:
     header, payload, _ = _forged(t)
+    if not _signed_with(t.need_token(), t.key):
+        raise Skipped("the server signs tokens with a key of its own: an expired token cannot be made "
+                      "without it (auth/token-expires checked the lifetime)")  # fmt: skip
     now = int(time.time())
     claims = {**payload, "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}
     # Signed with the merchant key, the one secret the tester knows: a server that signs with it
@@ -582,6 +652,18 @@ async def _expired(t: Tester) -> str | None:
         )
     await _refused_token(t, forged, "a token that expired an hour ago")
     return None
+
+
+def _signed_with(token: str, key: str) -> bool:
+    """Whether ``token`` is an HS256 JWT signed with ``key`` (some TMSes sign with the merchant key)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            jwt.decode(token, key, algorithms=["HS256"], options={"verify_exp": False, "verify_aud": False,
+                                                                  "verify_iss": False, "verify_nbf": False})  # fmt: skip
+        except jwt.PyJWTError:
+            return False
+    return True
 
 
 @check("tokens", "other-scheme")
@@ -617,7 +699,7 @@ async def _preview(t: Tester) -> str | None:
     expect(a, 200, "a recipient without postal code")
     options = a.data.get("shipping_options") if isinstance(a.data, dict) else None
     problems = option_problems(options, datetime.now(UTC))
-    for i, o in enumerate(options or []):
+    for i, o in enumerate(_objects(options)):
         if o.get("preview") is not True:
             problems.append(f"shipping_options[{i}]: not marked preview: true")
         if o.get("locations"):
@@ -631,8 +713,9 @@ async def _preview(t: Tester) -> str | None:
 async def _unknown_fields(t: Tester) -> str | None:
     t.need_token()
     body = t.options_body(kss_check_future_field={"nested": [1, 2]})
-    body["order"] = {**body["order"], "kss_check_field": "x"}
-    body["order"]["lines"] = [{**line, "kss_check_field": True} for line in body["order"].get("lines", [])]
+    body["order"] = {**(body.get("order") or {}), "kss_check_field": "x"}
+    body["order"]["lines"] = [{**line, "kss_check_field": True} if isinstance(line, dict) else line
+                              for line in body["order"].get("lines", [])]  # fmt: skip
     if isinstance(body.get("recipient"), dict):
         body["recipient"] = {**body["recipient"], "kss_check_field": None}
     expect(await t.call("POST", "/shippingoptions", body), 200, "fields KSS may add later")
@@ -643,7 +726,9 @@ def _set(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     target = body
     *parents, last = path.split(".")
     for p in parents:
-        target = target.setdefault(p, {})
+        if not isinstance(target.get(p), dict):
+            target[p] = {}
+        target = target[p]
     if value is _DROP:
         target.pop(last, None)
     else:
@@ -705,7 +790,7 @@ async def _post(t: Tester) -> str | None:
         raise Failed("; ".join(problems))
     sid = a.data["shipment_id"]
     t.shipment_id, t.reserved_body = sid, body  # the later checks can use it, Location or not
-    expect_location(a, sid, "POST /shipment")
+    expect_location(a, t.url, sid, "POST /shipment")
     return f"shipment {sid}"
 
 
@@ -718,7 +803,7 @@ async def _post_again(t: Tester) -> str | None:
     problems = shipment_problems(a, sid)
     if problems:
         raise Failed("; ".join(problems))
-    expect_location(a, sid, "the second POST")
+    expect_location(a, t.url, sid, "the second POST")
     return None
 
 
@@ -729,7 +814,11 @@ async def _concurrent(t: Tester) -> str | None:
     answers = await asyncio.gather(*(t.call("POST", "/shipment", body) for _ in range(CONCURRENT_POSTS)))
     for a in answers:
         expect(a, (200, 201), f"one of {CONCURRENT_POSTS} concurrent POSTs for one session")
-    ids = {a.data.get("shipment_id") for a in answers if isinstance(a.data, dict)}
+        problems = shipment_problems(a)
+        if problems:
+            raise Failed(f"one of {CONCURRENT_POSTS} concurrent POSTs: " + "; ".join(problems))
+        expect_location(a, t.url, str(a.data["shipment_id"]), f"one of {CONCURRENT_POSTS} concurrent POSTs")
+    ids = {str(a.data.get("shipment_id")) for a in answers}
     if len(ids) != 1:
         raise Failed(
             f"{CONCURRENT_POSTS} concurrent POSTs for one session gave {len(ids)} shipment ids: {sorted(map(str, ids))}"
@@ -746,7 +835,7 @@ async def _put(t: Tester) -> str | None:
     problems = shipment_problems(a, sid)
     if problems:
         raise Failed("; ".join(problems))
-    expect_location(a, sid, "PUT")
+    expect_location(a, t.url, sid, "PUT")
     return None
 
 
@@ -816,7 +905,10 @@ async def _refuse_point(t: Tester) -> str | None:
     if option is None:
         raise Skipped("no option with pickup points was offered for the request")
     body = t.shipment_body(option, session_id=str(uuid.uuid4()))
-    body["selected_shipping_option"]["location"] = {"id": f"kss-check-no-such-point-{uuid.uuid4().hex[:6]}"}
+    body["selected_shipping_option"]["location"] = {
+        **body["selected_shipping_option"].get("location", {}),
+        "id": f"kss-check-no-such-point-{uuid.uuid4().hex[:6]}",
+    }
     expect_error(await t.call("POST", "/shipment", body), 400, "a pickup point that was never offered",
                  reason="shipping_option_not_available")  # fmt: skip
     return None
@@ -831,6 +923,14 @@ async def _refuse_address(t: Tester) -> str | None:
     return None
 
 
+# Checks whose result later groups need, with the checks that need them.
+_PREREQUISITES: dict[tuple[str, str], frozenset[str]] = {
+    ("auth", "digest-upper-hex"): frozenset(GROUPS) - {"auth"},
+    ("options", "request"): frozenset({"reserve", "update", "read", "confirm", "refusals"}),
+    ("reserve", "post-201-location"): frozenset({"update", "read", "confirm"}),
+}
+
+
 async def run(
     url: str,
     identifier: str,
@@ -842,27 +942,23 @@ async def run(
     request_timeout: float = 10.0,
 ) -> list[CheckResult]:
     """Run the checks against ``url`` (the TMS's base URL); ``only`` limits them to those groups,
-    ``reserve`` False skips the groups that create reservations. ``request_timeout`` is per request, in
-    seconds. Never raises for what the server does: a refused connection is a failed check."""
+    ``reserve`` False skips the groups that create reservations. ``request_timeout`` is per request,
+    in seconds. Never raises for what the server does: a refused connection, an answer too large
+    or of a shape the tester cannot read is a failed check. A prerequisite outside ``only`` (the
+    token, the options, a reservation) runs too, and is reported when it did not pass."""
     chosen = set(only) or set(GROUPS)
     results: list[CheckResult] = []
     connector = aiohttp.TCPConnector(limit=CONCURRENT_POSTS + 4)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=request_timeout)
-    ) as http:
+    timeout = aiohttp.ClientTimeout(total=request_timeout)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         tester = Tester(http, url, identifier, key, request or example_request())
         for group, name, fn in CHECKS:
-            # The token and the options are prerequisites of later groups: fetched even when only
-            # those later groups were asked for, and reported only when their group was.
-            needed = group in chosen or (group, name) in (
-                ("auth", "digest-upper-hex"),
-                ("options", "request"),
-            )
-            if not needed:
+            reserving = group in RESERVING | {"read"} and (group, name) != ("read", "get-unknown-404")
+            prerequisite = bool(_PREREQUISITES.get((group, name), frozenset()) & chosen)
+            if group not in chosen and not (prerequisite and (reserve or not reserving)):
                 continue
-            if not reserve and group in RESERVING | {"read"} and (group, name) != ("read", "get-unknown-404"):
-                if group in chosen:
-                    results.append(CheckResult(group, name, "SKIP", "--no-reserve"))
+            if not reserve and reserving:
+                results.append(CheckResult(group, name, "SKIP", "--no-reserve"))
                 continue
             start = time.perf_counter()
             try:
@@ -874,10 +970,11 @@ async def run(
                 status, detail = "SKIP", str(exc)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 status, detail = "FAIL", f"no answer: {type(exc).__name__}: {exc}"
-            if group in chosen:
-                results.append(
-                    CheckResult(group, name, status, detail, round((time.perf_counter() - start) * 1000, 1))
-                )
+            except Exception as exc:  # an answer of a shape no check foresaw is a finding, not a crash
+                status, detail = "FAIL", f"an answer the tester could not read: {type(exc).__name__}: {exc}"
+            if group in chosen or status != "PASS":
+                ms = round((time.perf_counter() - start) * 1000, 1)
+                results.append(CheckResult(group, name, status, clean(detail), ms))
     return results
 
 
