@@ -56,6 +56,8 @@ GROUPS = ("auth", "tokens", "options", "reserve", "update", "read", "confirm", "
 RESERVING = frozenset({"reserve", "update", "confirm", "refusals"})
 CONCURRENT_POSTS = 12
 MAX_TOKEN_LIFETIME = 24 * 3600  # seconds; KSS re-authenticates on any 401, a longer life only helps a thief
+MAX_EXPIRY_WAIT = 30  # seconds the expired-token check waits for a token to expire, at most
+EXPIRY_LEEWAY = 2.0  # seconds past exp: PROTOCOL.md allows the server 1 s of clock-skew leeway
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})\Z")
 MAX_ANSWER = 1024 * 1024 + 1  # bytes read of an answer: KSS bodies are small, a flood is a finding
@@ -194,7 +196,26 @@ class Tester:
                 parsed = json.loads(data) if data else None
             except (ValueError, RecursionError):
                 parsed = None
-            return Answer(resp.status, resp.headers, data, parsed)
+            answer = Answer(resp.status, resp.headers, data, parsed)
+        if answer.status == 401 and token == self.token and self._expired() and await self._reauthenticate():
+            # What KSS does on any 401: authenticate again and retry (the run's token expired).
+            return await self.call(
+                method, path, body, raw=raw, token=True, content_type=content_type, headers=headers
+            )
+        return answer
+
+    def _expired(self) -> bool:
+        parts = jwt_parts(self.token or "")
+        exp = parts[1].get("exp") if parts else None
+        return isinstance(exp, int | float) and not isinstance(exp, bool) and exp <= time.time()
+
+    async def _reauthenticate(self) -> bool:
+        a = await self.call("POST", "/auth", self.auth_payload(), token=False)
+        token = a.data.get("token") if a.status == 201 and isinstance(a.data, dict) else None
+        if not isinstance(token, str) or not token:
+            return False
+        self.token = token
+        return True
 
     def need_token(self) -> str:
         if self.token is None:
@@ -638,20 +659,36 @@ async def _tampered(t: Tester) -> str | None:
 @check("tokens", "expired-token")
 async def _expired(t: Tester) -> str | None:
     header, payload, _ = _forged(t)
-    if not _signed_with(t.need_token(), t.key):
-        raise Skipped("the server signs tokens with a key of its own: an expired token cannot be made "
-                      "without it (auth/token-expires checked the lifetime)")  # fmt: skip
-    now = int(time.time())
-    claims = {**payload, "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}
-    # Signed with the merchant key, the one secret the tester knows: a server that signs with it
-    # and forgets the expiry would accept this token.
-    with warnings.catch_warnings():  # a vendor's merchant key may be short for HS256: no matter here
-        warnings.simplefilter("ignore")
-        forged = jwt.encode(
-            claims, t.key, algorithm="HS256", headers={k: v for k, v in header.items() if k != "alg"}
-        )
-    await _refused_token(t, forged, "a token that expired an hour ago")
-    return None
+    if _signed_with(t.need_token(), t.key):
+        now = int(time.time())
+        claims = {**payload, "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}
+        # Signed with the merchant key, the one secret the tester knows: a server that signs with it
+        # and forgets the expiry would accept this token.
+        with warnings.catch_warnings():  # a vendor's merchant key may be short for HS256: no matter here
+            warnings.simplefilter("ignore")
+            forged = jwt.encode(
+                claims, t.key, algorithm="HS256", headers={k: v for k, v in header.items() if k != "alg"}
+            )
+        await _refused_token(t, forged, "a token that expired an hour ago")
+        return "forged with the merchant key, which the server signs with"
+    exp, iat = _number(payload.get("exp")), _number(payload.get("iat"))
+    lifetime = exp - iat if exp is not None and iat is not None else None
+    if lifetime is None or not 0 < lifetime <= MAX_EXPIRY_WAIT:
+        raise Skipped(f"tokens are signed with the server's own key and live {lifetime or '?'} s: an expired one "
+                      f"can only be waited for (give the server a lifetime of at most {MAX_EXPIRY_WAIT} s)")  # fmt: skip
+    fresh = _expect_token(await t.call("POST", "/auth", t.auth_payload(), token=False), "POST /auth")
+    fresh_exp = (jwt_parts(fresh) or ({}, {}, ""))[1].get("exp", time.time() + lifetime)
+    wait = max(0.0, float(fresh_exp) - time.time()) + EXPIRY_LEEWAY
+    await asyncio.sleep(wait)
+    await _refused_token(t, fresh, f"a token {EXPIRY_LEEWAY:.0f} s after its exp")
+    return f"waited {wait:.0f} s for a token to expire"
+
+
+def _number(value: Any) -> float | None:
+    """A finite JSON number (not a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _signed_with(token: str, key: str) -> bool:
