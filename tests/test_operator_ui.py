@@ -11,6 +11,7 @@ import aiohttp
 import asyncpg
 import attrs
 import pytest
+import yarl
 
 from tests.kss import merchant_with_catalog, options_request, shipment_request
 from tests.server_process import free_port
@@ -39,9 +40,17 @@ async def ui(aiohttp_client: Any, config: Config, conn: asyncpg.Connection) -> A
     yield UI(f"http://127.0.0.1:{port}", kss, token)
 
 
+async def _login_csrf(http: aiohttp.ClientSession, ui: UI) -> str:
+    async with http.get(f"{ui.url}/admin/login") as resp:
+        found = re.search(r'name="login_csrf" value="([^"]+)"', await resp.text())
+    assert found
+    return found.group(1)
+
+
 async def _login(http: aiohttp.ClientSession, ui: UI) -> str:
     """Log in; returns the page's CSRF token."""
-    async with http.post(f"{ui.url}/admin/login", data={"token": ui.token, "next": "/admin/preview"}) as resp:
+    form = {"token": ui.token, "next": "/admin/preview", "login_csrf": await _login_csrf(http, ui)}
+    async with http.post(f"{ui.url}/admin/login", data=form) as resp:
         assert resp.status == 200 and str(resp.url).endswith("/admin/preview")
         page = await resp.text()
     found = re.search(r'name="csrf" value="([^"]+)"', page)
@@ -64,12 +73,14 @@ async def test_without_a_session_html_goes_to_login_and_json_gets_401(ui: UI) ->
 
 async def test_login_sets_a_strict_cookie_and_both_are_audited(ui: UI, conn: asyncpg.Connection) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.post(f"{ui.url}/admin/login", data={"token": "op_not-it"}) as resp:
-            assert resp.status == 401 and "not valid" in await resp.text()
-        async with http.post(f"{ui.url}/admin/login", data={"token": ui.token, "next": "https://evil.example/"},
-                             allow_redirects=False) as resp:  # fmt: skip
+        for _ in range(3):  # refused logins: one audit row a minute per client, with the count
+            form = {"token": "op_not-it", "login_csrf": await _login_csrf(http, ui)}
+            async with http.post(f"{ui.url}/admin/login", data=form) as resp:
+                assert resp.status == 401 and "not valid" in await resp.text()
+        form = {"token": ui.token, "next": "https://evil.example/", "login_csrf": await _login_csrf(http, ui)}
+        async with http.post(f"{ui.url}/admin/login", data=form, allow_redirects=False) as resp:
             assert resp.status == 303 and resp.headers["Location"] == "/admin/preview"  # never elsewhere
-            cookie = resp.headers["Set-Cookie"]
+            cookie = next(c for c in resp.headers.getall("Set-Cookie") if c.startswith("tms_session="))
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
         async with http.get(f"{ui.url}/admin/preview") as resp:
             page = await resp.text()
@@ -92,6 +103,14 @@ async def test_login_sets_a_strict_cookie_and_both_are_audited(ui: UI, conn: asy
 
 async def test_a_form_without_its_csrf_token_is_refused(ui: UI) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        # A login posted from elsewhere carries neither the login page's cookie nor its token.
+        async with http.post(f"{ui.url}/admin/login", data={"token": ui.token}) as resp:
+            assert resp.status == 403
+        form = {"token": ui.token, "login_csrf": await _login_csrf(http, ui)}
+        async with http.post(
+            f"{ui.url}/admin/login", data=form, headers={"Sec-Fetch-Site": "cross-site"}
+        ) as resp:
+            assert resp.status == 403
         csrf = await _login(http, ui)
         form = {"merchant": "shop-a", "sample": "kiruna", "action": "sample"}
         async with http.post(f"{ui.url}/admin/preview", data=form) as resp:
@@ -207,3 +226,40 @@ def test_operator_commands(dsn: str, tmp_path: Any, capsys: pytest.CaptureFixtur
     assert admin_main(["operator", "remove", name]) == 0
     assert admin_main(["operator", "remove", name]) == 1
     assert "no operator" in capsys.readouterr().err
+
+
+async def test_hostile_input_gets_4xx_never_5xx(ui: UI) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(
+            f"{ui.url}/admin/preview", headers={"Authorization": "Bearer \udcff\udcfe"}
+        ) as resp:
+            assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+        async with http.post(f"{ui.url}/admin/preview", json={"merchant": "shop-a"}) as resp:
+            assert resp.status == 401  # a JSON client without credentials: 401, not a redirect
+        async with http.get(
+            f"{ui.url}/admin/reservations?merchant=x&status=reserved", allow_redirects=False
+        ) as resp:
+            back = yarl.URL(resp.headers["Location"]).query["next"]
+            assert back == "/admin/reservations?merchant=x&status=reserved"  # the filter survives the login
+        csrf = await _login(http, ui)
+        bearer = {"Authorization": f"Bearer {ui.token}", "Accept": "application/json"}
+        deep = "[" * 100_000 + "]" * 100_000
+        async with http.post(
+            f"{ui.url}/admin/preview", data=deep, headers={**bearer, "Content-Type": "application/json"}
+        ) as resp:
+            assert resp.status == 400
+        cases = [
+            {"raw": deep}, {"raw": '{"recipient": [1]}', "country": "SE"},
+            {"raw": '{"order": "ab"}', "country": "SE", "line-0-quantity": "1"},
+            {"version": "2147483648"}, {"clock_mode": "at", "clock": "0001-01-01T00:00"},
+            {"clock_mode": "at", "clock": "9999-12-30T00:00"}, {"raw": '{"session_id": "\\ud800"}'},
+            {"country": "SE", "postal_code": "11134", "line-0-quantity": "9" * 4000, "line-0-price": "9" * 4000},
+            {"raw": '{"session_id": "x", "currency": "SEK", "order": {"total_amount": 1, "lines": "abc"}}'},
+        ]  # fmt: skip
+        for form in cases:
+            async with http.post(
+                f"{ui.url}/admin/preview", data={"csrf": csrf, "merchant": "shop-a", **form}
+            ) as resp:
+                assert resp.status == 200, (form, resp.status)  # the page, with the problem on it
+        async with http.get(f"{ui.url}/admin/reservations?merchant=a%00b") as resp:
+            assert resp.status == 404

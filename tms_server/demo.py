@@ -36,7 +36,8 @@ async def ensure_demo(conn: asyncpg.Connection) -> tuple[str, str]:
 
 def announce(creds: tuple[str, str], config: Config, operator_token: str | None = None) -> None:
     """Print how to try the server with the demo merchant (and, with the operator UI on, a login
-    link for the demo operator: the token rides in the link's fragment, which no server logs)."""
+    link for the demo operator: the token rides in the link's fragment, which browsers never send
+    to a server; it is printed here, on the console of whoever started the server)."""
     identifier, key = creds
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host  # noqa: S104
     url = f"http://{host}:{config.port}"

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from datetime import datetime
 from typing import Final
 
@@ -59,7 +60,8 @@ class Session:
 
 
 def _digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
+    # Header bytes that are not UTF-8 arrive as lone surrogates: such a credential is simply wrong.
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
 
 
 def _check_name(name: str) -> None:
@@ -90,6 +92,7 @@ async def renew(conn: asyncpg.Connection, name: str) -> str:
             name, _digest(token),
         )  # fmt: skip
         await conn.execute("DELETE FROM operator_sessions WHERE operator_id = $1", found)
+        await _audit(conn, "tms-server --demo", "operator_token_renewed", name)
     return token
 
 
@@ -122,7 +125,9 @@ async def login(conn: asyncpg.Connection, token: str, client: str) -> tuple[str,
     a wrong token. Both are audited, with the client's address."""
     name = await by_token(conn, token)
     if name is None:
-        await _audit(conn, "web", "login_refused", None, client=client)
+        count = _refusals.note(client)
+        if count:  # at most one row per client a minute, counting the refusals it stands for
+            await _audit(conn, "web", "login_refused", None, client=client, attempts=str(count))
         return None
     sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     await conn.execute(
@@ -158,9 +163,35 @@ async def logout(conn: asyncpg.Connection, sid: str, client: str) -> None:
         await _audit(conn, f"operator:{name}", "logout", None, client=client)
 
 
+class _Refusals:
+    """Refused logins per client address, so the audit trail gets one row a minute per client
+    (with the count) instead of one per attempt: a flood of wrong tokens cannot fill the table."""
+
+    WINDOW: Final = 60.0
+
+    def __init__(self) -> None:
+        self._since: dict[str, tuple[float, int]] = {}
+
+    def note(self, client: str) -> int:
+        """The number of refusals to write now (0: not yet, the minute is not over)."""
+        now = time.monotonic()
+        since, count = self._since.get(client, (0.0, 0))
+        if now - since >= self.WINDOW:
+            if len(self._since) > 10_000:
+                self._since.clear()
+            self._since[client] = (now, 0)
+            return count + 1
+        self._since[client] = (since, count + 1)
+        return 0
+
+
+_refusals = _Refusals()
+
+
 def csrf_matches(expected: str, given: str | None) -> bool:
     """Constant-time comparison of a form's CSRF token."""
-    return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
+    given_bytes = (given or "").encode("utf-8", "surrogateescape")
+    return bool(given) and hmac.compare_digest(expected.encode(), given_bytes)
 
 
 async def _audit(

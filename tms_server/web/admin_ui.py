@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
@@ -120,14 +123,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _wants_json(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
-    return "application/json" in accept and "text/html" not in accept
+    if "text/html" in accept:
+        return False
+    return "application/json" in accept or request.content_type == "application/json"
 
 
 def _refuse(request: web.Request, status: int, reason: str) -> web.StreamResponse:
     if _wants_json(request) or request.headers.get("Authorization"):
-        return web.json_response({"failure_reason": reason}, status=status)
+        headers = {"WWW-Authenticate": 'Bearer realm="tms_server operators"'} if status == 401 else None
+        return web.json_response({"failure_reason": reason}, status=status, headers=headers)
     if status == 401:
-        raise web.HTTPSeeOther(f"/admin/login?next={request.rel_url.path}")
+        raise web.HTTPSeeOther(f"/admin/login?next={quote(str(request.rel_url), safe='/')}")
     return aiohttp_jinja2.render_template(
         "error.html", request, {"status": status, "reason": reason}, status=status
     )
@@ -156,7 +162,7 @@ def _secure(request: web.Request, response: web.StreamResponse) -> None:
 
 
 async def _authorised(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in ("/admin/login", "/admin/style.css", "/admin/ui.js"):
+    if request.path in ("/admin/login", "/admin/style.css", "/admin/ui.js", "/favicon.ico"):
         return await handler(request)
     db = request.app[keys.DB]
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -190,10 +196,27 @@ def _client(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+LOGIN_COOKIE: Final = "tms_login"
+
+
+def _login_form(request: web.Request, target: str, error: str | None, status: int = 200) -> web.Response:
+    """The login page with a fresh double-submit CSRF token (a SameSite=Strict cookie and the same
+    value in the form): a login posted from another site carries no cookie and is refused."""
+    # Kept while it lasts: a browser's side requests (a favicon) must not change it under the form.
+    value = request.cookies.get(LOGIN_COOKIE, "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32}", value):
+        value = secrets.token_urlsafe(24)
+    page = aiohttp_jinja2.render_template(
+        "login.html", request, {"next": target, "error": error, "login_csrf": value}, status=status
+    )
+    page.set_cookie(LOGIN_COOKIE, value, max_age=3600, path="/admin/login", httponly=True, samesite="Strict",
+                    secure=request.secure)  # fmt: skip
+    return page
+
+
 async def login_page(request: web.Request) -> web.StreamResponse:
     """GET /admin/login."""
-    return aiohttp_jinja2.render_template("login.html", request, {"next": _safe_next(request.query.get("next")),
-                                                                  "error": None})  # fmt: skip
+    return _login_form(request, _safe_next(request.query.get("next")), None)
 
 
 def _safe_next(target: str | None) -> str:
@@ -207,14 +230,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     """POST /admin/login: the token for a session cookie."""
     form = await request.post()
     token, target = str(form.get("token", "")).strip(), _safe_next(str(form.get("next", "")))
+    cross_site = request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none")
+    if cross_site or not operators.csrf_matches(
+        request.cookies.get(LOGIN_COOKIE, ""), str(form.get("login_csrf", ""))
+    ):
+        return _login_form(
+            request, target, "The login form expired or came from another site; log in again.", 403
+        )
     async with request.app[keys.DB].connection() as conn:
         made = await operators.login(conn, token, _client(request))
     if made is None:
-        return aiohttp_jinja2.render_template(
-            "login.html", request, {"next": target, "error": "That token is not valid."}, status=401
-        )
+        return _login_form(request, target, "That token is not valid.", 401)
     sid, _session = made
     response = web.HTTPSeeOther(target)
+    response.del_cookie(LOGIN_COOKIE, path="/admin/login")
     response.set_cookie(COOKIE, sid, max_age=operators.SESSION_SECONDS, path="/admin", httponly=True,
                         samesite="Strict", secure=request.secure)  # fmt: skip
     raise response
@@ -270,8 +299,8 @@ async def _catalog(request: web.Request, identifier: str, version: str) -> tuple
         if state.catalog is None:
             raise ValueError(f"merchant {identifier!r} has no catalog loaded")
         return state.catalog, f"served ({state.catalog.version_label})"
-    if not version.isdigit():
-        raise ValueError(f"catalog version {version!r}: expected a number or 'served'")
+    if not version.isdigit() or len(version) > 9:
+        raise ValueError(f"catalog version {version[:20]!r}: expected a number or 'served'")
     async with request.app[keys.DB].connection() as conn:
         text = await catalog_store.served_source(conn, identifier, int(version))
     if text is None:
@@ -298,9 +327,9 @@ def _form_request(form: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     raw = str(form.get("raw") or "").strip()
     if raw and form.get("action") != "sample":
         try:
-            parsed = json.loads(raw)
-        except ValueError as exc:
-            problems.append(f"raw JSON: {exc}")
+            parsed = _clean(json.loads(raw))
+        except (ValueError, RecursionError) as exc:
+            problems.append(f"raw JSON: {'nested too deeply' if isinstance(exc, RecursionError) else exc}")
         else:
             if isinstance(parsed, dict):
                 base = parsed
@@ -308,7 +337,7 @@ def _form_request(form: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 problems.append("raw JSON: expected an object")
     if form.get("action") == "sample" or "country" not in form:
         return base, problems
-    recipient = dict(base.get("recipient") or {})
+    recipient = dict(base["recipient"]) if isinstance(base.get("recipient"), dict) else {}
     for field in ("country", "postal_code", "customer_type"):
         value = str(form.get(field, "")).strip()
         if value:
@@ -318,12 +347,48 @@ def _form_request(form: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     base["recipient"] = recipient
     lines = _form_lines(form, problems)
     if lines is not None:
-        order = dict(base.get("order") or {})
+        order = dict(base["order"]) if isinstance(base.get("order"), dict) else {}
         order["lines"] = lines
         order["total_amount"] = sum(int(ln.get("total_price_including_tax") or 0) for ln in lines)
         order.pop("total_weight", None)
         base["order"] = order
     return base, problems
+
+
+def _clean(value: Any) -> Any:
+    """JSON with lone surrogates (undecodable input) replaced, so every page can be encoded."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
+
+
+def _shown(body: Any) -> str:
+    try:
+        return json.dumps(body, indent=2, ensure_ascii=False)
+    except ValueError:  # integers past Python's printing limit
+        return "(the request holds a number too long to show)"
+
+
+def _view_lines(body: Any) -> list[dict[str, Any]]:
+    """The order lines as the form shows them, whatever shape the raw JSON had."""
+    order = body.get("order") if isinstance(body, dict) else None
+    lines = order.get("lines") if isinstance(order, dict) else None
+    out = []
+    for ln in lines if isinstance(lines, list) else []:
+        if not isinstance(ln, dict):
+            continue
+        a: dict[str, Any] = ln["attributes"] if isinstance(ln.get("attributes"), dict) else {}
+        d: dict[str, Any] = a["dimensions"] if isinstance(a.get("dimensions"), dict) else {}
+        tags: list[Any] = a["tags"] if isinstance(a.get("tags"), list) else []
+        out.append({"quantity": ln.get("quantity"), "type": ln.get("type") or "physical",
+                    "reference": ln.get("reference") or "", "weight": a.get("weight"), "length": d.get("length"),
+                    "width": d.get("width"), "height": d.get("height"), "price": ln.get("unit_price"),
+                    "tags": ", ".join(str(t) for t in tags)})  # fmt: skip
+    return out
 
 
 def _int(form: Mapping[str, Any], name: str, problems: list[str]) -> int | None:
@@ -335,8 +400,8 @@ def _int(form: Mapping[str, Any], name: str, problems: list[str]) -> int | None:
     except ValueError:
         problems.append(f"{name}: {text!r} is not a whole number")
         return None
-    if value < 0:
-        problems.append(f"{name}: must not be negative")
+    if not 0 <= value <= 10**12:
+        problems.append(f"{name}: must be between 0 and 10^12")
         return None
     return value
 
@@ -368,6 +433,9 @@ def _clock(form: Mapping[str, Any], catalog: Catalog, problems: list[str]) -> da
     except ValueError:
         problems.append(f"clock: {form['clock']!r} is not a date and time")
         return datetime.now(UTC)
+    if not 2000 <= local.year <= 2100:
+        problems.append(f"clock: {form['clock']!r} is outside 2000-2100")
+        return datetime.now(UTC)
     return local.replace(tzinfo=ZoneInfo(catalog.timezone)).astimezone(UTC)
 
 
@@ -384,7 +452,7 @@ async def _evaluate(request: web.Request, form: Mapping[str, Any]) -> dict[str, 
         "merchants": merchants, "merchant": identifier, "version": version, "locale": locale, "locales": LOCALES,
         "samples": {k: v[0] for k, v in SAMPLES.items()}, "sample": str(form.get("sample") or "stockholm"),
         "clock_mode": str(form.get("clock_mode") or "now"), "clock": str(form.get("clock") or ""),
-        "body": body, "raw": json.dumps(body, indent=2, ensure_ascii=False), "problems": problems,
+        "body": body, "raw": _shown(body), "lines": _view_lines(body), "problems": problems,
         "versions": [], "options": [], "hidden": [], "header": [], "error": None,
     }  # fmt: skip
     if not identifier:
@@ -407,8 +475,12 @@ async def _evaluate(request: web.Request, form: Mapping[str, Any]) -> dict[str, 
     except wire.WireError as exc:
         out["error"] = f"the request is not a valid KSS body: {exc}"
         return out
-    facts, outcomes = evaluate_options(catalog, req, now)
-    trace = explain(catalog, req, now=now)
+    try:
+        facts, outcomes = evaluate_options(catalog, req, now)
+        trace = explain(catalog, req, now=now)
+    except (OverflowError, ValueError) as exc:  # a clock or a number past what the calendar handles
+        out["error"] = f"cannot evaluate this request: {exc}"
+        return out
     offered = [o for o in outcomes if o.offered]
     zone = ZoneInfo(recipient_tz(catalog, facts.country))
     currency = facts.currency
@@ -460,9 +532,11 @@ async def preview(request: web.Request) -> web.StreamResponse:
     if request.method == "POST":
         if request.content_type == "application/json":
             try:
-                given = await request.json()
-            except ValueError:
-                return web.json_response({"failure_reason": "body is not JSON"}, status=400)
+                given = _clean(json.loads(await request.read()))
+            except (ValueError, RecursionError):
+                return web.json_response(
+                    {"failure_reason": "body is not JSON (or nested too deeply)"}, status=400
+                )
             if not isinstance(given, dict):
                 return web.json_response({"failure_reason": "body must be a JSON object"}, status=400)
             form: dict[str, Any] = {k: v for k, v in given.items() if k != "request"}
@@ -472,7 +546,9 @@ async def preview(request: web.Request) -> web.StreamResponse:
             form = dict(await request.post())
     else:
         form = dict(request.query)
-    result = await _evaluate(request, form)
+    result = await _evaluate(
+        request, _clean({k: v if isinstance(v, str) else str(v) for k, v in form.items()})
+    )
     if _wants_json(request):
         if result["error"]:
             return web.json_response(
@@ -491,6 +567,8 @@ async def preview(request: web.Request) -> web.StreamResponse:
 async def reservations(request: web.Request) -> web.StreamResponse:
     """GET /admin/reservations: newest status change first, no personal data."""
     merchant, status = request.query.get("merchant", ""), request.query.get("status", "")
+    if "\x00" in merchant or len(merchant) > 256:
+        return _refuse(request, 404, "no such merchant")
     async with request.app[keys.DB].connection() as conn:
         mid = None
         if merchant:
@@ -548,6 +626,10 @@ async def static(request: web.Request) -> web.StreamResponse:
 _STATIC: dict[str, str] = {}
 
 
+async def _no_icon(_request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)
+
+
 def create_admin_app(main: web.Application) -> web.Application:
     """The UI application, sharing the main application's database, runtime and configuration."""
     from importlib import resources
@@ -570,6 +652,7 @@ def create_admin_app(main: web.Application) -> web.Application:
     r.add_post("/admin/preview", preview)
     r.add_get("/admin/reservations", reservations)
     r.add_get("/admin/reservations/{shipment_id}", reservation)
+    r.add_get("/favicon.ico", _no_icon)
     r.add_get("/admin/style.css", static)
     r.add_get("/admin/ui.js", static)
     return ui
