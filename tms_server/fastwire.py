@@ -4,12 +4,17 @@ types' checks.
 ``tms_server.wire`` (attrs classes, structured by ``tms_server.strict``) stays the definition of a
 valid body and the source of every error message. This module mirrors its shape and its checks as
 msgspec structs and constraints, which msgspec validates in C while it parses: about 0.8 µs per order
-line against 8 µs. It is only ever a shortcut: ``decode`` and ``decode_shipment`` answer None for anything it does not
-accept (a wrong type, a negative amount, a NUL character, JSON orjson would refuse), and the caller
-then takes the slow path, which accepts or names the field exactly as before. So a body this module
+line against 8 µs. It is only ever a shortcut: ``decode`` and ``decode_shipment`` answer None for
+anything it does not accept (a wrong type, a negative amount, a NUL character, JSON orjson would
+refuse, a field the structs do not declare), and the caller then takes the slow path, which
+accepts or names the field exactly as before. So a body this module
 accepts must be one the slow path accepts with the same values; ``tests/test_fastwire.py`` checks
 that differentially (and that a reservation stores the same JSON either way), and the golden test
 checks the answers.
+
+Every struct forbids unknown fields: msgspec would skip them without the checks orjson makes (bytes
+that are not UTF-8, numbers past a double's range), so a body with a field we do not model (one KSS
+added later) takes the strict path, which tolerates it. The documented KSS bodies hold none.
 
 Limits mirrored from ``wire``: money, weights and sizes never negative (except the amounts of lines
 that reduce the order, see ``wire.OrderLine``), strings no longer than the same maxima, currency and
@@ -51,7 +56,7 @@ _NON_NEGATIVE_AMOUNTS: Final = frozenset(wire.LINE_TYPES) - {
 }
 
 
-class Dimensions(msgspec.Struct, frozen=True, omit_defaults=True):
+class Dimensions(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.Dimensions``: millimetres."""
 
     height: Count | None = None
@@ -59,7 +64,7 @@ class Dimensions(msgspec.Struct, frozen=True, omit_defaults=True):
     length: Count | None = None
 
 
-class LineAttributes(msgspec.Struct, frozen=True, omit_defaults=True):
+class LineAttributes(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.LineAttributes``: weight in grams."""
 
     weight: Count | None = None
@@ -67,7 +72,7 @@ class LineAttributes(msgspec.Struct, frozen=True, omit_defaults=True):
     tags: tuple[str, ...] = ()
 
 
-class OrderLine(msgspec.Struct, frozen=True, omit_defaults=True):
+class OrderLine(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.OrderLine``: amounts in minor units."""
 
     quantity: Count
@@ -97,7 +102,7 @@ class OrderLine(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.type not in wire.NOT_SHIPPED
 
 
-class Order(msgspec.Struct, frozen=True, omit_defaults=True):
+class Order(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.Order``."""
 
     total_amount: Count
@@ -108,7 +113,7 @@ class Order(msgspec.Struct, frozen=True, omit_defaults=True):
     total_weight: Count | None = None
 
 
-class Address(msgspec.Struct, frozen=True, omit_defaults=True):
+class Address(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.Address``."""
 
     street_address: Text500 | None = None
@@ -119,7 +124,7 @@ class Address(msgspec.Struct, frozen=True, omit_defaults=True):
     country: Country | None = None
 
 
-class Recipient(Address, frozen=True, omit_defaults=True):
+class Recipient(Address, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.Recipient``."""
 
     given_name: Text200 | None = None
@@ -131,14 +136,14 @@ class Recipient(Address, frozen=True, omit_defaults=True):
     customer_type: Literal["person", "organization"] | None = None
 
 
-class Sender(msgspec.Struct, frozen=True, omit_defaults=True):
+class Sender(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.Sender``."""
 
     sender_id: str | None = None
     address: Address | None = None
 
 
-class ShippingOptionsRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+class ShippingOptionsRequest(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.ShippingOptionsRequest``: the body of ``POST /shippingoptions``."""
 
     session_id: NonEmpty200
@@ -151,21 +156,21 @@ class ShippingOptionsRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     sender: Sender | None = None
 
 
-class Coordinates(msgspec.Struct, frozen=True, omit_defaults=True):
+class Coordinates(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.Coordinates``: WGS 84 degrees."""
 
     lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
     lng: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
 
 
-class AddonData(msgspec.Struct, frozen=True, omit_defaults=True):
+class AddonData(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.AddonData``."""
 
     selected: bool | None = None
     text: str | None = None
 
 
-class SelectedAddon(msgspec.Struct, frozen=True, omit_defaults=True):
+class SelectedAddon(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.SelectedAddon``."""
 
     id: NonEmpty
@@ -177,7 +182,7 @@ class SelectedAddon(msgspec.Struct, frozen=True, omit_defaults=True):
     data: AddonData | None = None
 
 
-class SelectedLocation(msgspec.Struct, frozen=True, omit_defaults=True):
+class SelectedLocation(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.SelectedLocation``."""
 
     id: NonEmpty
@@ -186,7 +191,7 @@ class SelectedLocation(msgspec.Struct, frozen=True, omit_defaults=True):
     coordinates: Coordinates | None = None
 
 
-class SelectedTimeslot(msgspec.Struct, frozen=True, omit_defaults=True):
+class SelectedTimeslot(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.SelectedTimeslot``."""
 
     id: NonEmpty
@@ -194,7 +199,7 @@ class SelectedTimeslot(msgspec.Struct, frozen=True, omit_defaults=True):
     end: str | None = None
 
 
-class SelectedOption(msgspec.Struct, frozen=True, omit_defaults=True):
+class SelectedOption(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.SelectedOption`` (``class`` is a keyword: the attribute is ``class_``)."""
 
     id: NonEmpty
@@ -208,7 +213,7 @@ class SelectedOption(msgspec.Struct, frozen=True, omit_defaults=True):
     timeslot: SelectedTimeslot | None = None
 
 
-class ShipmentRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+class ShipmentRequest(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.ShipmentRequest``: the body of ``POST /shipment`` and ``PUT /shipment/{id}``."""
 
     session_id: NonEmpty200
@@ -220,7 +225,7 @@ class ShipmentRequest(msgspec.Struct, frozen=True, omit_defaults=True):
     sender: Sender | None = None
 
 
-class StoredRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+class StoredRequest(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``reservations.record.StoredRequest`` of a request this module decoded: stored as
     ``msgspec.to_builtins`` gives it, the same JSON as the attrs record's."""
 

@@ -314,8 +314,8 @@ def check_group(
     return None
 
 
-# The same answers as _CHECKS without the sentences, for the answer path (tests/test_conditions_fast.py
-# and the golden test hold the two together).
+# The same answers as _CHECKS without the sentences, for the answer path (tests/test_golden.py holds
+# the two together: answers come from these, traces from _CHECKS).
 def _in_fast(value: str | None, allowed: frozenset[str]) -> bool | None:
     return None if value is None else value in allowed
 

@@ -51,7 +51,9 @@ class TimeWindow:
     end: time
 
     def contains(self, t: time) -> bool:
-        return self.start <= t < self.end
+        """Whether ``t`` lies in the window; one ending at 24:00 (``time.max``) holds to midnight,
+        its last microsecond included, so every clock of a minute gets the same answer."""
+        return self.start <= t and (t < self.end or self.end == time.max)
 
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
