@@ -20,7 +20,7 @@ from tms_server.db import DatabaseUnavailable, open_database
 from tms_server.db.migrate import check_current, migrate
 from tms_server.reservations import sweep
 from tms_server.runtime import Runtime
-from tms_server.web import keys, kss, ops
+from tms_server.web import kco, keys, kss, ops
 from tms_server.web.errors import SERVER, make_middleware
 from tms_server.web.metrics import Metrics
 from tms_server.web.options import AnswerCache
@@ -37,6 +37,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/shipment/{shipment_id}", kss.get_shipment, allow_head=False)
     app.router.add_put("/shipment/{shipment_id}", kss.put_shipment)
     app.router.add_post("/shipment/{shipment_id}/confirm", kss.post_confirm)
+    app.router.add_post("/kco/{secret}/{callback}", kco.callback)  # Kustom/Klarna Checkout callbacks
     app.router.add_get("/healthz", ops.healthz, allow_head=True)
     app.router.add_get("/readyz", ops.readyz, allow_head=True)
     if app[keys.CONFIG].metrics_port is None:  # with a metrics port, traffic figures stay off the KSS port

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import secrets
 import sys
 from typing import Any
 
 import asyncpg
 
-from tms_server import auth, merchants
-from tms_server.admin.common import table, with_db
+from tms_server import auth, kco, merchants
+from tms_server.admin.common import AdminError, config_of, table, with_db
 
 
 def add_parsers(sub: Any) -> None:
@@ -38,6 +40,13 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("identifier")
     p.set_defaults(func=cmd_revoke_tokens)
+    p = m.add_parser("kco-urls", help="the merchant's Kustom/Klarna Checkout callback URLs (made once)")
+    p.add_argument("identifier")
+    p.add_argument(
+        "--base-url", help="how the checkout reaches this server (default: http://TMS_HOST:TMS_PORT)"
+    )
+    p.add_argument("--rotate", action="store_true", help="a new secret: the old URLs stop working at once")
+    p.set_defaults(func=cmd_kco_urls)
 
     s = sub.add_parser("signing-key", help="rotate the key that signs KSS tokens").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -115,4 +124,37 @@ def cmd_revoke_tokens(args: argparse.Namespace) -> int:
 def cmd_rotate_signing(args: argparse.Namespace) -> int:
     kid = with_db(args, auth.rotate_signing_key)
     print(f"new signing key {kid}; servers pick it up within seconds, older tokens stay valid until expiry")
+    return 0
+
+
+STORE_KCO_CALLBACK_KEY = """
+UPDATE merchants SET kco_secret = $2, kco_secret_hash = $3
+ WHERE identifier = $1 AND (kco_secret IS NULL OR $4) RETURNING kco_secret
+"""
+
+
+def cmd_kco_urls(args: argparse.Namespace) -> int:
+    """Create (once, or anew with --rotate) the merchant's callback secret and print the four URLs."""
+    base = (args.base_url or "").strip().rstrip("/")
+    if not base:
+        cfg = config_of(args)
+        base = f"http://{cfg.host}:{cfg.port}"
+    if not base.startswith(("http://", "https://")):
+        raise AdminError(f"--base-url must start with http:// or https://, got {base!r}")
+
+    async def go(conn: asyncpg.Connection) -> str:
+        await merchants.get(conn, args.identifier)
+        secret = secrets.token_urlsafe(32)
+        stored = await conn.fetchval(STORE_KCO_CALLBACK_KEY, args.identifier, secret,
+                                     hashlib.sha256(secret.encode()).digest(), args.rotate)  # fmt: skip
+        if stored is None:
+            stored = await conn.fetchval(
+                "SELECT kco_secret FROM merchants WHERE identifier = $1", args.identifier
+            )
+        return str(stored)
+
+    secret = with_db(args, go)
+    print(f"Checkout merchant_urls for {args.identifier} (keep them secret: the path is the credential):")
+    for name in kco.CALLBACKS:
+        print(f"  {name:<24} {base}/kco/{secret}/{name}?order_id={{checkout.order.id}}")
     return 0

@@ -21,9 +21,9 @@ from tms_server.reservations.record import Reservation, Status, to_json
 # line, and the shipment as KSS reads it (tracking rows are older than this statement).
 UPSERT = """
 WITH up AS (
-INSERT INTO shipments AS s (merchant_id, session_id, option_id, carrier, carrier_product, selection,
+INSERT INTO shipments AS s (id, merchant_id, session_id, option_id, carrier, carrier_product, selection,
                             request, recipient, price, currency)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+VALUES (coalesce($12::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (merchant_id, session_id) DO UPDATE SET
     option_id = EXCLUDED.option_id, carrier = EXCLUDED.carrier,
     carrier_product = EXCLUDED.carrier_product, selection = EXCLUDED.selection,
@@ -125,10 +125,14 @@ async def audit(
     await conn.execute(AUDIT, actor, action, merchant_id, shipment_id, detail)
 
 
-async def reserve(conn: asyncpg.Connection, merchant_id: int, res: Reservation) -> tuple[ShipmentView, bool]:
-    """POST: create or update the session's reservation. Returns (view, created)."""
-    detail = {"option_id": res.option_id, "via": "POST"}
-    row = await conn.fetchrow(UPSERT, merchant_id, res.session_id, *_params(res), detail)
+async def reserve(
+    conn: asyncpg.Connection, merchant_id: int, res: Reservation, *, shipment_id: uuid.UUID | None = None,
+    via: str = "POST",
+) -> tuple[ShipmentView, bool]:  # fmt: skip
+    """POST: create or update the session's reservation. Returns (view, created). ``shipment_id``
+    gives a new reservation that id (a checkout order's, known before it is reserved)."""
+    detail = {"option_id": res.option_id, "via": via}
+    row = await conn.fetchrow(UPSERT, merchant_id, res.session_id, *_params(res), detail, shipment_id)
     if row is None:
         sid = await conn.fetchval(ID_BY_SESSION, merchant_id, res.session_id)
         raise ShipmentRefused(f"shipment {sid} for this session_id is already confirmed and cannot change")

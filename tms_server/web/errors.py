@@ -95,12 +95,21 @@ def _from_exception(exc: Exception, request: web.Request, rid: str) -> web.Respo
         return failure(404, "not found")
     if isinstance(exc, web.HTTPException):
         return failure(exc.status, exc.reason or "error")
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", request.method, _logged_path(request))
     return failure(500, f"internal error (request id {rid})")
 
 
 _process_prefix = secrets.token_hex(8)
 _sequence = itertools.count(1)
+
+
+def _logged_path(request: web.Request) -> str:
+    """The path for logs: a route with a secret in it (the checkout callbacks') is shown as the
+    route, ``/kco/{secret}/validation``, never with the secret."""
+    route = request.match_info.route.resource
+    if route is not None and "{secret}" in route.canonical:
+        return route.canonical.replace("{callback}", request.match_info.get("callback", "{callback}"))
+    return request.path
 
 
 def _new_process() -> None:
@@ -143,7 +152,7 @@ def make_middleware(metrics: Metrics) -> Middleware:
             if log.isEnabledFor(level) and (
                 endpoint not in ("/healthz", "/readyz", "/metrics") or response.status >= 400
             ):
-                log.log(level, "%s %s %s", request.method, request.path, response.status,
+                log.log(level, "%s %s %s", request.method, _logged_path(request), response.status,
                         extra={"ms": round(elapsed * 1000, 2)})  # fmt: skip
             return response
         finally:
