@@ -302,3 +302,88 @@ async def test_unknown_secrets_and_bad_bodies(kco_client: Any) -> None:
         _path(urls["address_update"]), data=b"not json", headers={"Content-Type": "application/json"}
     )
     assert resp.status == 400
+
+
+async def test_a_pickup_points_surcharge_is_in_the_fee_and_the_reservation(
+    kco_client: Any, conn: asyncpg.Connection
+) -> None:
+    """Kiruna's point costs 20.00 more (the example's ``locations = { pn-kiruna = 2000 }``): the
+    offered price, the fee line and the reservation agree, and validation refuses an order that
+    pays less than what it would reserve."""
+    client, urls = kco_client
+    order = _order([_line("physical", 1, 20000, 2500, shipping_attributes={"weight": 500})])
+    order["shipping_address"] = {**order["shipping_address"], "postal_code": "981 31", "city": "Kiruna"}
+    del order["locale"]  # the checkout sends none with address_update: the shipping country's language
+    offered = await (await client.post(_path(urls["address_update"], "kir-1"), json=order)).json()
+    point = next(o for o in offered["shipping_options"] if o["id"] == "postnord-service-point")
+    assert point["delivery_details"]["pickup_location"]["id"] == "pn-kiruna"
+    assert point["description"].startswith("Levereras")
+    fee = next(ln for ln in offered["order_lines"] if ln["type"] == "shipping_fee")
+    assert point["preselected"] and fee["total_amount"] == point["price"] == 4900 + 2000
+    paid = {**order, "order_id": "kir-1", "order_lines": offered["order_lines"],
+            "order_amount": offered["order_amount"], "order_tax_amount": offered["order_tax_amount"],
+            "selected_shipping_option": point}  # fmt: skip
+    resp = await client.post(_path(urls["validation"], None), json=paid)
+    assert resp.status == 200, await resp.text()
+    reference = (await resp.json())["tms_reference"]
+    assert await conn.fetchval("SELECT price FROM shipments WHERE id = $1::uuid", reference) == point["price"]
+    # Paying for one option and validating another (or a stale price) is refused.
+    other = next(
+        o for o in offered["shipping_options"] if o["id"] != point["id"] and o["price"] != point["price"]
+    )
+    resp = await client.post(_path(urls["validation"], None),
+                             json={**paid, "order_id": "kir-2", "selected_shipping_option": other})  # fmt: skip
+    assert resp.status == 400 and (await resp.json())["reason"] == "shipping_price_changed"
+
+
+async def test_simultaneous_validations_of_one_order_reserve_once(
+    kco_client: Any, conn: asyncpg.Connection
+) -> None:
+    client, urls = kco_client
+    order = _checkout_order()
+    offered = await (await client.post(_path(urls["address_update"]), json=order)).json()
+    free = next(o for o in offered["shipping_options"] if o["price"] == 0)
+    final = {**order, "order_id": "order-77", "selected_shipping_option": free}
+    answers = await asyncio.gather(
+        *(client.post(_path(urls["validation"], None), json=final) for _ in range(16))
+    )
+    assert {a.status for a in answers} == {200}
+    assert await conn.fetchval("SELECT count(*) FROM shipments WHERE session_id = 'kco:order-77'") == 1
+
+
+async def test_hostile_orders_get_a_400_naming_the_field(
+    kco_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, urls = kco_client
+    order = _checkout_order()
+    deep: Any = {}
+    for _ in range(300):
+        deep = {"a": deep}
+    billing = {k: v for k, v in order.items() if k != "shipping_address"}
+    cases = [
+        ({**order, "tags": 5}, "tags"),
+        ({**billing, "billing_address": {**order["shipping_address"], "country": 5}}, "billing_address.country"),
+        ({**order, "selected_shipping_option": {"id": "x", "selected_addons": 5}}, "selected_addons"),
+        ({**order, "order_amount": 18446744073709551615}, "order_amount"),
+        ({**order, "order_tax_amount": -1}, "order_tax_amount"),
+        ({**order, "order_lines": [{**order["order_lines"][0], "x": deep}]}, "nested too deeply"),
+        ({**order, "order_amount": 0, "order_tax_amount": 0, "order_lines": [_line("shipping_fee", 1, 4900, 2500)]},
+         "order_amount"),
+    ]  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        for body, named in cases:
+            for name in ("address_update", "shipping_option_update", "validation"):
+                resp = await client.post(_path(urls[name], "order-9"), json=body)
+                if resp.status == 200:  # a body a callback does not read (removing a fee is fine)
+                    continue
+                assert resp.status == 400, (named, name, await resp.text())
+                data = await resp.json()
+                if "error_type" in data:  # validation denying the purchase is an answer too
+                    assert name == "validation" and data["error_text"]
+                    continue
+                assert named in data["failure_reason"] or name == "shipping_option_update", (named, data)
+        secret = urls["validation"].split("/")[4]
+        for method in ("GET", "PUT"):
+            assert (await client.request(method, _path(urls["validation"]))).status == 405
+        assert (await client.post(_path(urls["validation"], None) + "/extra", json=order)).status == 404
+    assert all(secret not in r.getMessage() and secret not in str(r.__dict__) for r in caplog.records)

@@ -63,12 +63,31 @@ def shipment_id(merchant_id: int, order_id: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"{merchant_id}/{order_id}")
 
 
+MAX_AMOUNT: Final = 10**15  # minor units: far above any order, far below 64 bits
+
+
 def _int(value: Any, path: str, *, minimum: int | None = None) -> int:
     if type(value) is not int:
         raise KcoError(f"{path}: expected an integer, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise KcoError(f"{path}: must be at least {minimum}, got {value}")
+    if abs(value) > MAX_AMOUNT:
+        raise KcoError(f"{path}: {value} is out of range")
     return value
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` (the answer echoes order lines)."""
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if level > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return False
 
 
 def _opt_int(line: Mapping[str, Any], key: str, path: str) -> int | None:
@@ -100,7 +119,7 @@ def read_order(order: Any) -> dict[str, Any]:
     if not isinstance(order, dict):
         raise KcoError("request body must be a JSON object (the checkout order)")
     _int(order.get("order_amount"), "order_amount", minimum=0)
-    _int(order.get("order_tax_amount"), "order_tax_amount")
+    _int(order.get("order_tax_amount"), "order_tax_amount", minimum=0)
     currency = order.get("purchase_currency")
     if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
         raise KcoError("purchase_currency: expected an ISO 4217 code such as 'SEK'")
@@ -115,10 +134,29 @@ def read_order(order: Any) -> dict[str, Any]:
         attrs = line.get("shipping_attributes")
         if attrs is not None and not isinstance(attrs, dict):
             raise KcoError(f"{path}.shipping_attributes: expected an object")
+        if _depth(line, 32):
+            raise KcoError(f"{path}: nested too deeply")
     for key in ("shipping_address", "billing_address", "customer", "selected_shipping_option"):
         if order.get(key) is not None and not isinstance(order[key], dict):
             raise KcoError(f"{key}: expected an object")
+    for key in ("shipping_address", "billing_address"):
+        for field, value in (order.get(key) or {}).items():
+            if field in _ADDRESS_FIELDS and value is not None and not isinstance(value, str):
+                raise KcoError(f"{key}.{field}: expected a string, got {type(value).__name__}")
+    tags = order.get("tags")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        raise KcoError("tags: expected an array of strings")
+    selected = order.get("selected_shipping_option") or {}
+    for key, kind in (("selected_addons", list), ("delivery_details", dict)):
+        if selected.get(key) is not None and not isinstance(selected[key], kind):
+            raise KcoError(
+                f"selected_shipping_option.{key}: expected an {'array' if kind is list else 'object'}"
+            )
     return order
+
+
+_ADDRESS_FIELDS: Final = frozenset({"given_name", "family_name", "email", "phone", "street_address", "street_address2",
+                                    "postal_code", "city", "region", "care_of", "country", "organization_name"})  # fmt: skip
 
 
 def _recipient(order: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,7 +202,7 @@ def kss_body(order: Mapping[str, Any], order_id: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "session_id": f"kco:{order_id}" if order_id else "kco",
         "currency": str(order["purchase_currency"]).upper(),
-        "locale": order.get("locale") if isinstance(order.get("locale"), str) else "en",
+        "locale": _locale(order),
         "order": {
             "id": order_id or "kco",
             "lines": lines,
@@ -176,10 +214,29 @@ def kss_body(order: Mapping[str, Any], order_id: str | None) -> dict[str, Any]:
     return body
 
 
+_LOCALES: Final = {"SE": "sv-SE", "NO": "nb-NO", "DK": "da-DK", "FI": "fi-FI", "DE": "de-DE", "AT": "de-AT",
+                   "NL": "nl-NL"}  # fmt: skip
+
+
+def _locale(order: Mapping[str, Any]) -> str:
+    """The order's locale; the checkout sends none with most callbacks: the shipping country's."""
+    given = order.get("locale")
+    if isinstance(given, str) and 2 <= len(given) <= 35:
+        return given
+    country = _recipient(order).get("country", "")
+    return _LOCALES.get(country, "en")
+
+
 def fee_of(option: Mapping[str, Any]) -> int:
-    """What the shopper pays for ``option`` (a KSS option): its price and its required add-ons."""
-    return int(option["price"]) + sum(
-        int(a.get("price", 0)) for a in option.get("addons", []) if a.get("required")
+    """What the shopper pays for ``option`` (a KSS option) as offered: its price, the nearest pickup
+    point's and the first timeslot's (the ones the KCO option names), and its required add-ons:
+    what ``check_selection`` reserves for that choice."""
+    locations, slots = option.get("locations") or [], option.get("timeslots") or []
+    return (
+        int(option["price"])
+        + (int(locations[0].get("price", 0)) if locations else 0)
+        + (int(slots[0].get("price", 0)) if slots else 0)
+        + sum(int(a.get("price", 0)) for a in option.get("addons", []) if a.get("required"))
     )
 
 
@@ -236,4 +293,6 @@ def set_fee(order: Mapping[str, Any], fee: dict[str, Any] | None) -> dict[str, A
         kept.append(fee)
         amount += fee["total_amount"]
         tax += fee["total_tax_amount"]
+    if amount < 0 or tax < 0:
+        raise KcoError("order_amount/order_tax_amount: less than the shipping fee lines they include")
     return {"order_amount": amount, "order_tax_amount": tax, "order_lines": kept}

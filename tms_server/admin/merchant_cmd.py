@@ -139,8 +139,8 @@ def cmd_kco_urls(args: argparse.Namespace) -> int:
     if not base:
         cfg = config_of(args)
         base = f"http://{cfg.host}:{cfg.port}"
-    if not base.startswith(("http://", "https://")):
-        raise AdminError(f"--base-url must start with http:// or https://, got {base!r}")
+    if not base.startswith(("http://", "https://")) or "?" in base or "#" in base:
+        raise AdminError(f"--base-url: expected http(s)://HOST[:PORT][/PATH] without ? or #, got {base!r}")
 
     async def go(conn: asyncpg.Connection) -> str:
         await merchants.get(conn, args.identifier)

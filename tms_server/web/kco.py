@@ -23,6 +23,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -42,6 +43,7 @@ _DENIALS = {
     "shipping_option_not_available": "The delivery option you chose is no longer available; please choose another.",
     "cutoff_time_expired": "The delivery time you chose has passed; please choose another.",
     "shipping_address_invalid": "We cannot deliver the chosen option to this address; please check it.",
+    "shipping_price_changed": "The delivery price changed; please review your delivery choice.",
 }  # fmt: skip
 
 
@@ -89,9 +91,11 @@ def _offer(merchant: MerchantState, order: dict[str, Any], order_id: str | None,
     catalog = merchant.catalog
     if catalog is None:
         raise HttpError(400, "the merchant has no catalog loaded")
-    body = kco.kss_body(order, order_id)
     try:
+        body = kco.kss_body(order, order_id)
         req = wire.parse(body, wire.ShippingOptionsRequest)
+    except kco.KcoError as exc:
+        raise HttpError(400, str(exc)) from None
     except wire.WireError as exc:
         raise HttpError(400, f"the order as a shipping request: {exc}") from None
     options = shipping_options(catalog, req, now=now)
@@ -116,7 +120,10 @@ def _offer(merchant: MerchantState, order: dict[str, Any], order_id: str | None,
 def _answer(
     order: dict[str, Any], kco_options: list[dict[str, Any]] | None, fee: dict[str, Any] | None
 ) -> web.Response:
-    out = kco.set_fee(order, fee)
+    try:
+        out = kco.set_fee(order, fee)
+    except kco.KcoError as exc:
+        raise HttpError(400, str(exc)) from None
     out["purchase_currency"] = order["purchase_currency"]
     if kco_options is not None:
         out["shipping_options"] = kco_options
@@ -184,26 +191,36 @@ async def validation(request: web.Request) -> web.Response:
     try:
         req = wire.parse(shipment, wire.ShipmentRequest)
     except wire.WireError as exc:
-        return _deny("shipping_address_invalid", str(exc))
+        if str(exc).startswith("recipient"):
+            return _deny("shipping_address_invalid", str(exc))
+        raise HttpError(400, f"the order as a shipment request: {exc}") from None
     logs.session.set(req.session_id)
     try:
         sel = check_selection(merchant.catalog, req, now=datetime.now(UTC))
     except SelectionError as exc:
         return _deny(exc.reason, exc.detail)
+    fees = [ln for ln in order["order_lines"] if ln.get("type") == "shipping_fee"]
+    charged = sum(int(ln.get("total_amount") or 0) for ln in fees)
+    if charged != sel.price or any(ln.get("reference") not in (None, sel.option_id) for ln in fees):
+        # The order pays for something else than what would be reserved (another option, an add-on
+        # not priced in, a catalog changed since shipping_option_update): the shopper must see it.
+        return _deny("shipping_price_changed", f"order charges {charged}, the choice costs {sel.price}")
     res = reservations.Reservation(
         session_id=req.session_id, option_id=sel.option_id, carrier=sel.carrier,
         carrier_product=from_json(sel.carrier_product, CarrierProduct),
         selection=Selection(sel.option, sel.location, sel.timeslot, tuple(from_json(a, ReservedAddon) for a in sel.addons)),
         request=StoredRequest.of(req), recipient=req.recipient, price=sel.price, currency=req.currency,
     )  # fmt: skip
+    shipment_id = kco.shipment_id(merchant.merchant_id, order_id)
     async with request.app[keys.DB].connection() as conn:
-        view, created = await reservations.reserve(
-            conn,
-            merchant.merchant_id,
-            res,
-            shipment_id=kco.shipment_id(merchant.merchant_id, order_id),
-            via="kco",
-        )
+        try:
+            view, created = await reservations.reserve(
+                conn, merchant.merchant_id, res, shipment_id=shipment_id, via="kco"
+            )
+        except asyncpg.UniqueViolationError:  # a simultaneous validation of this order inserted it first
+            view, created = await reservations.reserve(
+                conn, merchant.merchant_id, res, shipment_id=shipment_id, via="kco"
+            )
     log.info(
         "checkout reservation %s",
         "created" if created else "updated",
