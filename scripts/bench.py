@@ -369,15 +369,7 @@ class Bench:
         /shippingoptions with it against the example catalog's 30 inline points (same requests)."""
         network = benchgeo.network_csv(20000)
         rows = benchgeo.postal_rows(10000)
-        text = (
-            example_catalog_text()
-            .replace('pickup_points = "postnord-se"', 'pickup_points = "bench-se"')
-            .replace("locations = { pn-kiruna = 2000 }\n", "")
-        )
-        text = (
-            text[: text.index("[postal_areas.SE]")]
-            + text[text.index("# ----", text.index("[postal_areas.SE]")) :]
-        )
+        text = benchgeo.network_catalog_text()
         points = read_points(network)
         conn = await asyncpg.connect(self.dsn)
         try:

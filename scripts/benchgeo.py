@@ -109,3 +109,18 @@ def nearest_timing(catalog: Any, option_id: str, codes: list[str]) -> dict[str, 
         "max": samples[-1],
         "with_points": found / len(codes),
     }
+
+
+def network_catalog_text() -> str:
+    """The example catalog with its service-point option on the imported network ``bench-se``
+    (its own point list, Kiruna's surcharge and its postal areas left out: positions come from
+    ``postal_rows``)."""
+    from tms_server.catalog import example_catalog_text
+
+    text = (
+        example_catalog_text()
+        .replace('pickup_points = "postnord-se"', 'pickup_points = "bench-se"')
+        .replace("locations = { pn-kiruna = 2000 }\n", "")
+    )
+    start = text.index("[postal_areas.SE]")
+    return text[:start] + text[text.index("# ----", start) :]

@@ -3,7 +3,7 @@
 In process, one core, no HTTP and no answer cache: ``options_answer`` (decode, rules, encode) per
 request, averaged over many requests. Three axes, each from a realistic base:
 
-- options: the example catalog's 11 options cut to 5, or repeated (with new ids) to 20 and 100;
+- options: the example catalog's 10 options cut to 5, or repeated (with new ids) to 20 and 100;
 - pickup points: an imported network of 30, 3,000 or 20,000 points (``benchgeo``), every request
   from a postal code not asked before, so the nearest-point answers kept per index never help;
 - order lines: 1, 100 or 1,000 physical lines.
@@ -91,15 +91,7 @@ def _with_lines(count: int, seed: int) -> list[bytes]:
 
 def _network_catalog(points: int) -> tuple[Catalog, list[str]]:
     rows = benchgeo.postal_rows(10000)
-    text = (
-        example_catalog_text()
-        .replace('pickup_points = "postnord-se"', 'pickup_points = "bench-se"')
-        .replace("locations = { pn-kiruna = 2000 }\n", "")
-    )
-    text = (
-        text[: text.index("[postal_areas.SE]")]
-        + text[text.index("# ----", text.index("[postal_areas.SE]")) :]
-    )
+    text = benchgeo.network_catalog_text()
     built = build_network("bench-se", "", read_points(benchgeo.network_csv(points)))
     catalog = parse_catalog(text).bound(
         {"bench-se": (built.locations, built.index)}, PostalPositions(rows, "bench postal areas")

@@ -171,6 +171,20 @@ def _network(n: int, seed: int) -> list[Location]:
     return points
 
 
+def _agrees_with_brute_force(
+    points: list[Location], index: PointIndex[Location], lat: float, lng: float, limit: int, reach: int
+) -> None:
+    """``index.nearest`` equals sorting every placed Swedish point by distance."""
+    expected = sorted(
+        (distance_km(lat, lng, p.lat, p.lng), p.id)
+        for p in points
+        if p.lat is not None and p.lng is not None and p.country == "SE"
+    )
+    expected = [(km, pid) for km, pid in expected if km <= reach][:limit]
+    got = [(km, p.id) for p, km in index.nearest(lat, lng, country="SE", limit=limit, max_km=reach)]
+    assert got == expected
+
+
 NETWORK = _network(20000, 7)
 INDEX = PointIndex(NETWORK)
 
@@ -186,14 +200,7 @@ def test_grid_index_matches_brute_force_on_20000_points(
     lat: float, lng: float, limit: int, reach: int
 ) -> None:
     """The grid's nearest-N-within-R equals sorting all 20,000 points by distance."""
-    expected = sorted(
-        (distance_km(lat, lng, p.lat, p.lng), p.id)
-        for p in NETWORK
-        if p.lat is not None and p.lng is not None and p.country == "SE"
-    )
-    expected = [(km, pid) for km, pid in expected if km <= reach][:limit]
-    got = [(km, p.id) for p, km in INDEX.nearest(lat, lng, country="SE", limit=limit, max_km=reach)]
-    assert got == expected
+    _agrees_with_brute_force(NETWORK, INDEX, lat, lng, limit, reach)
 
 
 SPARSE = _network(300, 8)
@@ -210,14 +217,7 @@ SPARSE_INDEX = PointIndex(SPARSE)
 def test_a_sparse_network_matches_brute_force(lat: float, lng: float, limit: int, reach: int) -> None:
     """With few points in reach the index measures them all instead of walking empty cells: same
     answers as sorting every point by distance."""
-    expected = sorted(
-        (distance_km(lat, lng, p.lat, p.lng), p.id)
-        for p in SPARSE
-        if p.lat is not None and p.lng is not None and p.country == "SE"
-    )
-    expected = [(km, pid) for km, pid in expected if km <= reach][:limit]
-    got = [(km, p.id) for p, km in SPARSE_INDEX.nearest(lat, lng, country="SE", limit=limit, max_km=reach)]
-    assert got == expected
+    _agrees_with_brute_force(SPARSE, SPARSE_INDEX, lat, lng, limit, reach)
 
 
 def test_imported_codes_stand_for_the_longer_codes_under_them() -> None:

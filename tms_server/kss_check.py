@@ -490,6 +490,14 @@ def shipment_problems(a: Answer, shipment_id: str | None = None) -> list[str]:
     return problems
 
 
+def expect_shipment(a: Answer, base_url: str, shipment_id: str | None, what: str) -> None:
+    """A shipment body (``shipment_problems``) and its ``Location`` (``expect_location``)."""
+    problems = shipment_problems(a, shipment_id)
+    if problems:
+        raise Failed(f"{what}: " + "; ".join(problems))
+    expect_location(a, base_url, shipment_id or str(a.data["shipment_id"]), what)
+
+
 def expect_location(a: Answer, base_url: str, shipment_id: str, what: str) -> None:
     """``Location: /shipment/{id}`` (below the server's base path), or that URL on the same server."""
     location = a.headers.get("Location")
@@ -837,10 +845,7 @@ async def _post_again(t: Tester) -> str | None:
     assert t.reserved_body is not None
     a = await t.call("POST", "/shipment", t.reserved_body)
     expect(a, (200, 201), "POST /shipment again for the same session")
-    problems = shipment_problems(a, sid)
-    if problems:
-        raise Failed("; ".join(problems))
-    expect_location(a, t.url, sid, "the second POST")
+    expect_shipment(a, t.url, sid, "the second POST")
     return None
 
 
@@ -851,10 +856,7 @@ async def _concurrent(t: Tester) -> str | None:
     answers = await asyncio.gather(*(t.call("POST", "/shipment", body) for _ in range(CONCURRENT_POSTS)))
     for a in answers:
         expect(a, (200, 201), f"one of {CONCURRENT_POSTS} concurrent POSTs for one session")
-        problems = shipment_problems(a)
-        if problems:
-            raise Failed(f"one of {CONCURRENT_POSTS} concurrent POSTs: " + "; ".join(problems))
-        expect_location(a, t.url, str(a.data["shipment_id"]), f"one of {CONCURRENT_POSTS} concurrent POSTs")
+        expect_shipment(a, t.url, None, f"one of {CONCURRENT_POSTS} concurrent POSTs")
     ids = {str(a.data.get("shipment_id")) for a in answers}
     if len(ids) != 1:
         raise Failed(
@@ -869,10 +871,7 @@ async def _put(t: Tester) -> str | None:
     assert t.reserved_body is not None
     a = await t.call("PUT", f"/shipment/{sid}", t.reserved_body)
     expect(a, 200, f"PUT /shipment/{sid}")
-    problems = shipment_problems(a, sid)
-    if problems:
-        raise Failed("; ".join(problems))
-    expect_location(a, t.url, sid, "PUT")
+    expect_shipment(a, t.url, sid, "PUT")
     return None
 
 
