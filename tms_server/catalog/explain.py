@@ -7,6 +7,7 @@ what ``/shippingoptions`` does, never a second implementation that could drift.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from tms_server.catalog.logistics import recipient_tz
 from tms_server.catalog.model import Catalog
 from tms_server.delivery_time import render
 
-__all__ = ["Explanation", "OptionTrace", "explain", "explain_text", "format_explanation"]
+__all__ = ["Explanation", "OptionTrace", "explain", "explain_text", "explanation_of", "format_explanation"]
 
 
 @frozen
@@ -102,7 +103,20 @@ def explain(
     """Trace the engine's decision for every option of ``catalog``; ``redact`` leaves the
     recipient's postal code out (for logs, where no part of an address belongs)."""
     facts, outcomes = evaluate_options(catalog, req, now)
-    locale = req.locale or "en"
+    return explanation_of(catalog, facts, outcomes, now=now, locale=req.locale or "en", redact=redact)
+
+
+def explanation_of(
+    catalog: Catalog,
+    facts: Facts,
+    outcomes: Sequence[Outcome],
+    *,
+    now: datetime,
+    locale: str = "en",
+    redact: bool = False,
+) -> Explanation:
+    """``explain`` of outcomes already evaluated (``evaluate_options``), for a caller that needs
+    both: the same trace, the engine run once."""
     traces = tuple(
         OptionTrace(
             option_id=o.option.id,

@@ -36,8 +36,9 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, get_currency_precision
 
 from tms_server import catalog_store, operators, wire
-from tms_server.catalog import Catalog, CatalogError, explain, parse_catalog
+from tms_server.catalog import Catalog, CatalogError, parse_catalog
 from tms_server.catalog.engine import evaluate_options, offered_dicts
+from tms_server.catalog.explain import explanation_of
 from tms_server.catalog.logistics import recipient_tz
 from tms_server.db import DatabaseUnavailable
 from tms_server.delivery_time import render
@@ -477,7 +478,7 @@ async def _evaluate(request: web.Request, form: Mapping[str, Any]) -> dict[str, 
         return out
     try:
         facts, outcomes = evaluate_options(catalog, req, now)
-        trace = explain(catalog, req, now=now)
+        trace = explanation_of(catalog, facts, outcomes, now=now, locale=req.locale or "en")
     except (OverflowError, ValueError) as exc:  # a clock or a number past what the calendar handles
         out["error"] = f"cannot evaluate this request: {exc}"
         return out

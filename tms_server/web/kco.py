@@ -31,10 +31,10 @@ from tms_server import kco, logs, reservations, wire
 from tms_server.catalog import SelectionError, check_selection, shipping_options
 from tms_server.catalog.logistics import recipient_tz
 from tms_server.delivery_time import render
-from tms_server.reservations.record import CarrierProduct, ReservedAddon, Selection, StoredRequest, from_json
 from tms_server.runtime import MerchantState
 from tms_server.web import keys
 from tms_server.web.errors import HttpError, json_response
+from tms_server.web.kss import read_json, reservation_of
 
 log = logging.getLogger("tms_server.kco")
 
@@ -70,8 +70,6 @@ async def _merchant(request: web.Request) -> MerchantState:
 
 
 async def _order(request: web.Request) -> dict[str, Any]:
-    from tms_server.web.kss import read_json
-
     try:
         return kco.read_order(await read_json(request))
     except kco.KcoError as exc:
@@ -205,12 +203,7 @@ async def validation(request: web.Request) -> web.Response:
         # The order pays for something else than what would be reserved (another option, an add-on
         # not priced in, a catalog changed since shipping_option_update): the shopper must see it.
         return _deny("shipping_price_changed", f"order charges {charged}, the choice costs {sel.price}")
-    res = reservations.Reservation(
-        session_id=req.session_id, option_id=sel.option_id, carrier=sel.carrier,
-        carrier_product=from_json(sel.carrier_product, CarrierProduct),
-        selection=Selection(sel.option, sel.location, sel.timeslot, tuple(from_json(a, ReservedAddon) for a in sel.addons)),
-        request=StoredRequest.of(req), recipient=req.recipient, price=sel.price, currency=req.currency,
-    )  # fmt: skip
+    res = reservation_of(req, sel)
     shipment_id = kco.shipment_id(merchant.merchant_id, order_id)
     async with request.app[keys.DB].connection() as conn:
         try:

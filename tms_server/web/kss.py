@@ -15,6 +15,7 @@ from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestPayloadError
 
 from tms_server import auth, fastwire, logs, reservations, wire
+from tms_server.catalog import Selection as CheckedSelection
 from tms_server.catalog import SelectionError, check_selection, explain, format_explanation
 from tms_server.reservations.record import CarrierProduct, ReservedAddon, Selection, StoredRequest, from_json
 from tms_server.runtime import MerchantState
@@ -164,19 +165,24 @@ async def post_shipping_options(request: web.Request) -> web.Response:
 async def _reservation(request: web.Request, merchant: MerchantState) -> reservations.Reservation:
     raw = await read_body(request)
     fast = fastwire.decode_shipment(raw)
-    req: wire.ShipmentView = fast if fast is not None else wire.parse(decode_json(raw), wire.ShipmentRequest)
+    req = fast if fast is not None else wire.parse(decode_json(raw), wire.ShipmentRequest)
     logs.session.set(req.session_id)
     if merchant.catalog is None:
         raise SelectionError("shipping_option_not_available", "merchant has no catalog loaded")
-    sel = check_selection(merchant.catalog, req, now=datetime.now(UTC))
-    # Only the parsed request's known fields are kept: whatever else a shop sends (a shopper's note
-    # with a name and a phone number, or a megabyte of anything) is never stored.
-    if fast is not None:
-        stored: StoredRequest | fastwire.StoredRequest = fastwire.StoredRequest.of(fast)
-        recipient: wire.Recipient | fastwire.Recipient | None = fast.recipient
+    return reservation_of(req, check_selection(merchant.catalog, req, now=datetime.now(UTC)))
+
+
+def reservation_of(
+    req: wire.ShipmentRequest | fastwire.ShipmentRequest, sel: CheckedSelection
+) -> reservations.Reservation:
+    """The reservation of the checked selection ``sel`` for ``req`` (either decoder's). Only the
+    parsed request's known fields are kept: whatever else a shop sends (a shopper's note with a name
+    and a phone number, or a megabyte of anything) is never stored."""
+    stored: StoredRequest | fastwire.StoredRequest
+    if isinstance(req, fastwire.ShipmentRequest):
+        stored = fastwire.StoredRequest.of(req)
     else:
-        assert isinstance(req, wire.ShipmentRequest)
-        stored, recipient = StoredRequest.of(req), req.recipient
+        stored = StoredRequest.of(req)
     return reservations.Reservation(
         session_id=req.session_id,
         option_id=sel.option_id,
@@ -186,7 +192,7 @@ async def _reservation(request: web.Request, merchant: MerchantState) -> reserva
             sel.option, sel.location, sel.timeslot, tuple(from_json(a, ReservedAddon) for a in sel.addons)
         ),
         request=stored,
-        recipient=recipient,
+        recipient=req.recipient,
         price=sel.price,
         currency=req.currency,
     )
