@@ -1,7 +1,9 @@
-"""Helpers for tests that talk KSS to the server: request bodies and selections."""
+"""Helpers for tests that talk KSS to the server: request bodies and selections; tms-admin from an
+async test."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from typing import Any
@@ -86,3 +88,11 @@ async def create_merchant(dsn: str, identifier: str = "shop-a") -> Merchant:
         return await merchant_with_catalog(conn, identifier)
     finally:
         await conn.close()
+
+
+async def run_admin(*argv: str) -> int:
+    """``tms-admin argv`` in a thread (it runs its own event loop); its exit status. The database
+    is the one ``TMS_DATABASE_URL`` names."""
+    from tms_server.admin.cli import main
+
+    return await asyncio.to_thread(main, list(argv))

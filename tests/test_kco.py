@@ -8,7 +8,6 @@ import asyncio
 import copy
 import json
 import logging
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.kss import run_admin
 from tms_server import kco, wire
-from tms_server.admin.cli import main as admin_main
 from tms_server.catalog import example_catalog_text, parse_catalog
 from tms_server.catalog.engine import request_facts
 from tms_server.catalog.logistics import timeslots
@@ -127,19 +126,14 @@ def test_bad_orders_name_the_field() -> None:
 
 
 # -- over HTTP ---------------------------------------------------------------------------------------
-async def _admin(dsn: str, *argv: str) -> int:
-    """``tms-admin`` in a thread (it runs its own event loop), against the test database."""
-    os.environ["TMS_DATABASE_URL"] = dsn
-    try:
-        return await asyncio.to_thread(admin_main, list(argv))
-    finally:
-        del os.environ["TMS_DATABASE_URL"]
+@pytest.fixture
+def admin_database(dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tms-admin (``run_admin``) reaches the test database."""
+    monkeypatch.setenv("TMS_DATABASE_URL", dsn)
 
 
-async def _urls(dsn: str, identifier: str, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, str]:
-    assert (
-        await _admin(dsn, "merchant", "kco-urls", identifier, "--base-url", "http://shop.test", *extra) == 0
-    )
+async def _urls(identifier: str, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, str]:
+    assert await run_admin("merchant", "kco-urls", identifier, "--base-url", "http://shop.test", *extra) == 0
     lines = capsys.readouterr().out.strip().splitlines()[1:]
     return {ln.split()[0]: ln.split()[1] for ln in lines}
 
@@ -150,9 +144,11 @@ def _path(url: str, order_id: str | None = "order-42") -> str:
 
 
 @pytest.fixture
-async def kco_client(client: Any, make_merchant: Any, dsn: str, capsys: pytest.CaptureFixture[str]) -> Any:
+async def kco_client(
+    client: Any, make_merchant: Any, dsn: str, admin_database: None, capsys: pytest.CaptureFixture[str]
+) -> Any:
     await make_merchant("shop-a")
-    urls = await _urls(dsn, "shop-a", capsys)
+    urls = await _urls("shop-a", capsys)
     return client, urls
 
 
@@ -163,15 +159,15 @@ def _checkout_order() -> dict[str, Any]:
 
 
 async def test_urls_are_made_once_and_rotate(
-    dsn: str, make_merchant: Any, capsys: pytest.CaptureFixture[str]
+    dsn: str, admin_database: None, make_merchant: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await make_merchant("shop-a")
-    first = await _urls(dsn, "shop-a", capsys)
+    first = await _urls("shop-a", capsys)
     assert set(first) == set(kco.CALLBACKS)
     assert all(re.fullmatch(r"http://shop\.test/kco/[A-Za-z0-9_-]{43}/\w+\?order_id=\{checkout\.order\.id\}", u)
                for u in first.values())  # fmt: skip
-    assert await _urls(dsn, "shop-a", capsys) == first
-    assert await _urls(dsn, "shop-a", capsys, "--rotate") != first
+    assert await _urls("shop-a", capsys) == first
+    assert await _urls("shop-a", capsys, "--rotate") != first
 
 
 async def test_address_update_offers_kco_options_and_one_fee_line(
@@ -254,7 +250,7 @@ async def test_validation_reserves_and_reconcile_confirms(
     completed = {"order_id": "order-42", "status": "checkout_complete",
                  "selected_shipping_option": {"tms_reference": reference}}  # fmt: skip
     (tmp_path / "orders.json").write_text(json.dumps([completed]))
-    assert await _admin(dsn, "reservations", "reconcile", str(tmp_path / "orders.json"), "--yes") == 0
+    assert await run_admin("reservations", "reconcile", str(tmp_path / "orders.json"), "--yes") == 0
     assert "confirmed 1 reservation" in capsys.readouterr().out
     assert await conn.fetchval("SELECT status FROM shipments WHERE id = $1::uuid", reference) == "confirmed"
 

@@ -4,7 +4,6 @@ only until the retention erase, which clears every one of them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import token_for
-from tests.kss import new_session, options_request
-from tms_server.admin.cli import main
+from tests.kss import new_session, options_request, run_admin
 from tms_server.reservations import sweep
 
 PERSONAL = {
@@ -29,11 +27,6 @@ PERSONAL = {
 NOTE = "Ring Kalle Karlsson på 0709998877 innan leverans"
 DOOR_CODE = "KOD 4321"
 SQL = Path(__file__).resolve().parent.parent / "sql" / "006_reservation_privacy.sql"
-
-
-async def _admin(*argv: str) -> int:
-    """``tms-admin argv`` in a thread (it runs its own event loop); its exit status."""
-    return await asyncio.to_thread(main, list(argv))
 
 
 async def _reserve_with_everything(client: Any, make_merchant: Any) -> str:
@@ -96,10 +89,10 @@ async def test_erasure_leaves_nothing_personal(
     assert row["price"] > 0 and row["selection"]["addons"][0]["code"] == "A12"
 
     monkeypatch.setenv("TMS_DATABASE_URL", dsn)
-    assert await _admin("reservations", "show", sid) == 0
+    assert await run_admin("reservations", "show", sid) == 0
     for fmt in ("json", "csv"):
         assert (
-            await _admin(
+            await run_admin(
                 "reservations", "export", "--merchant", "shop-a", "--status", "confirmed", "--format", fmt
             )
             == 0
@@ -139,9 +132,9 @@ async def test_rows_stored_in_the_old_shape_are_cleaned_and_still_read(
     assert NOTE not in json.dumps(dict(row)) and DOOR_CODE not in json.dumps(dict(row))
     assert row["request"]["order"]["total_amount"] == 10000
     monkeypatch.setenv("TMS_DATABASE_URL", dsn)
-    assert await _admin("reservations", "show", str(sid)) == 0
+    assert await run_admin("reservations", "show", str(sid)) == 0
     assert (
-        await _admin(
+        await run_admin(
             "reservations", "export", "--merchant", "shop-a", "--status", "confirmed", "--format", "csv"
         )
         == 0
