@@ -48,13 +48,6 @@ Text200 = Annotated[str, msgspec.Meta(max_length=200)]
 Text320 = Annotated[str, msgspec.Meta(max_length=320)]
 Text500 = Annotated[str, msgspec.Meta(max_length=500)]
 
-_NON_NEGATIVE_AMOUNTS: Final = frozenset(wire.LINE_TYPES) - {
-    "discount",
-    "gift_card",
-    "store_credit",
-    "surcharge",
-}
-
 
 class Dimensions(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """``wire.Dimensions``: millimetres."""
@@ -88,7 +81,7 @@ class OrderLine(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_
 
     def __post_init__(self) -> None:
         # wire._line_amounts: money may be negative only on lines that reduce the order.
-        if (self.type if self.type is not None else wire.PHYSICAL) in _NON_NEGATIVE_AMOUNTS and (
+        if (self.type if self.type is not None else wire.PHYSICAL) in wire.NON_NEGATIVE_AMOUNTS and (
             (self.unit_price or 0) < 0
             or (self.total_price_including_tax or 0) < 0
             or (self.total_discount_amount or 0) < 0

@@ -206,8 +206,8 @@ class Tester:
 
     def _expired(self) -> bool:
         parts = jwt_parts(self.token or "")
-        exp = parts[1].get("exp") if parts else None
-        return isinstance(exp, int | float) and not isinstance(exp, bool) and exp <= time.time()
+        exp = _number(parts[1].get("exp")) if parts else None
+        return exp is not None and exp <= time.time()
 
     async def _reauthenticate(self) -> bool:
         a = await self.call("POST", "/auth", self.auth_payload(), token=False)
@@ -610,9 +610,9 @@ async def _token_expires(t: Tester) -> str | None:
     parts = jwt_parts(token)
     if parts is None:
         raise Skipped("the token is not a JWT: its expiry cannot be read")
-    exp = parts[1].get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
-        raise Failed(f"the token has no usable exp claim ({exp!r}): it never expires")
+    exp = _number(parts[1].get("exp"))
+    if exp is None:
+        raise Failed(f"the token has no usable exp claim ({parts[1].get('exp')!r}): it never expires")
     left = exp - time.time()
     if left <= 0:
         raise Failed(f"the token expired {-left:.0f} s before it was used")

@@ -99,13 +99,13 @@ NOT_SHIPPED: Final = frozenset(LINE_TYPES) - {PHYSICAL}
 # plugins send rounding corrections and shops' negative fees (discounts by another name) as surcharge
 # lines. Unknown types may be such lines as well.
 _REDUCING: Final = frozenset({"discount", "gift_card", "store_credit", "surcharge"})
-_NON_NEGATIVE_AMOUNTS: Final = frozenset(LINE_TYPES) - _REDUCING
+NON_NEGATIVE_AMOUNTS: Final = frozenset(LINE_TYPES) - _REDUCING  # also read by fastwire
 
 
 def _line_amounts(line: OrderLine) -> None:
     """Money may be negative only on lines that reduce the order (or of a type we do not know)."""
     kind = line.type if line.type is not None else PHYSICAL
-    if kind not in _NON_NEGATIVE_AMOUNTS:
+    if kind not in NON_NEGATIVE_AMOUNTS:
         return
     for attribute in attrs.fields(OrderLine):
         if attribute.name in _LINE_MONEY:

@@ -176,12 +176,7 @@ def evaluate_options(catalog: Catalog, req: Request, now: datetime) -> tuple[Fac
     outcomes = [o for option in catalog.options if (o := _judge(catalog, option, facts, now)) is not None]
     regular_offered = any(o.offered and not o.option.fallback for o in outcomes)
     if regular_offered:
-        outcomes = [
-            attrs.evolve(o, offered=False, kind=Kind.FALLBACK, reason="fallback: other options are offered")
-            if o.offered and o.option.fallback
-            else o
-            for o in outcomes
-        ]
+        outcomes = [_hidden_fallback(o) if o.offered and o.option.fallback else o for o in outcomes]
     offered = sorted((o for o in outcomes if o.offered), key=_sort_key)
     return facts, offered + [o for o in outcomes if not o.offered]
 
@@ -203,10 +198,15 @@ def evaluate_option(
         and option.fallback
         and any(not o.fallback and _judge(catalog, o, facts, now, explained=False) for o in catalog.options)
     ):
-        outcome = attrs.evolve(
-            outcome, offered=False, kind=Kind.FALLBACK, reason="fallback: other options are offered"
-        )
+        outcome = _hidden_fallback(outcome)
     return facts, outcome
+
+
+def _hidden_fallback(outcome: Outcome) -> Outcome:
+    """An offered fallback option, hidden because a regular option is offered."""
+    return attrs.evolve(
+        outcome, offered=False, kind=Kind.FALLBACK, reason="fallback: other options are offered"
+    )
 
 
 def _addons(outcome: Outcome, currency: str) -> list[dict[str, Any]]:
